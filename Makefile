@@ -1,0 +1,36 @@
+# rag-model: `make demo` runs the whole job end to end; `make test` runs every test tier.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit lint fmt clean
+
+$(VENV)/.installed: pyproject.toml requirements-lock.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check pip==26.3
+	# torch first, exactly this spec: it is a local CPU wheel; anything else pulls CUDA wheels
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements-lock.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	bash scripts/demo.sh
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check rag_model serving evaluation experiments tests bench
+
+fmt: install
+	$(PY) -m ruff format rag_model serving evaluation experiments tests bench
+
+clean:
+	rm -rf .rag-model mlflow.db mlruns .pytest_cache

@@ -1,0 +1,53 @@
+"""In-process query latency of the default pipeline (MiniLM + Chroma + extractive) per stage.
+
+Usage: python bench/query_latency.py [--questions 100] [--threads 1]
+Builds the sample corpus snapshot in a temporary folder, answers the sample eval questions and
+prints p50/p95 of each stage in milliseconds as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from evaluation.dataset import load_eval_set
+from rag_model.build import build_snapshot
+from rag_model.config import RagConfig
+from rag_model.pipeline import RagPipeline
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@click.command()
+@click.option("--questions", default=100, show_default=True)
+@click.option("--threads", default=1, show_default=True, help="torch threads")
+def main(questions: int, threads: int) -> None:
+    """Print p50/p95 latency per stage for the sample eval questions."""
+    config = RagConfig()
+    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl")[:questions]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        built = build_snapshot(config, PROJECT / "data/sample/corpus.jsonl", Path(tmp) / "index")
+        build_s = time.perf_counter() - started
+        pipeline = RagPipeline.from_snapshot(config, built.snapshot_dir, threads=threads)
+        pipeline.warm_up()
+        pipeline.answer("warm-up")
+        timings = [pipeline.answer(e.question).timings for e in examples]
+    print(
+        f"build: {built.chunk_count} chunks in {build_s:.1f} s; "
+        f"{len(examples)} questions, torch threads {threads}\n"
+    )
+    print("| stage | p50 ms | p95 ms |\n|---|---|---|")
+    for stage in ("embed_ms", "retrieve_ms", "generate_ms", "total_ms"):
+        values = np.array([t[stage] for t in timings])
+        print(
+            f"| {stage[:-3]} | {np.percentile(values, 50):.1f} | {np.percentile(values, 95):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

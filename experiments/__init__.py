@@ -1,0 +1,1 @@
+"""Thin ``mlflow run`` entry points and the ``rag-model`` command line."""

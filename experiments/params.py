@@ -1,0 +1,35 @@
+"""Click parameter types for MLproject params, which MLflow passes through unvalidated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+class OptionalInt(click.ParamType):
+    """An integer >= ``minimum``; an empty string means "use the config's default"."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            number = value
+        elif str(value).strip() == "":
+            return None
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not an integer", param, ctx)
+        if number is not None and number < self.minimum:
+            self.fail(f"{number} is below the minimum {self.minimum}", param, ctx)
+        return number
+
+
+def config_overrides(**flat: int | None) -> dict[str, int]:
+    """The ``section.field`` overrides that were actually given (None means not given)."""
+    return {key: value for key, value in flat.items() if value is not None}

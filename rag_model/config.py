@@ -1,0 +1,175 @@
+"""RagConfig: the one validated, immutable description of a RAG pipeline.
+
+Defaults live here and nowhere else; experiment YAML files list only overrides. The config is
+stored inside every model version (``model_config``) and logged as flattened run params, so a
+served version never reads chunking, k or embedder settings from anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rag_model.errors import ConfigError
+
+MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+HASH_MODEL_ID = "hash-embedder"  # deterministic fake, for tests and --fake smoke runs
+EMBEDDING_MODELS = (MINILM_MODEL_ID, HASH_MODEL_ID)
+
+
+class _Section(BaseModel):
+    # strict: "5" is not silently turned into 5, nor 5.7 into 5
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ChunkingConfig(_Section):
+    """How documents are split into chunks (LangChain's recursive character splitter)."""
+
+    strategy: Literal["recursive"] = "recursive"
+    chunk_size: int = Field(800, gt=0, description="maximum characters per chunk")
+    chunk_overlap: int = Field(100, ge=0, description="characters shared by neighbouring chunks")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap must be less than chunk_size, got chunk_overlap="
+                f"{self.chunk_overlap} and chunk_size={self.chunk_size}"
+            )
+        return self
+
+
+class EmbeddingConfig(_Section):
+    """Which embedding model encodes chunks and questions."""
+
+    model: str = MINILM_MODEL_ID
+    batch_size: int = Field(32, gt=0, le=4096)
+    normalize: bool = True
+
+    @model_validator(mode="after")
+    def _known_model(self) -> EmbeddingConfig:
+        if self.model not in EMBEDDING_MODELS:
+            raise ValueError(
+                f"model must be one of {', '.join(EMBEDDING_MODELS)}, got {self.model!r}"
+            )
+        return self
+
+
+class IndexConfig(_Section):
+    """The Chroma collection: distance space and HNSW graph settings."""
+
+    space: Literal["cosine", "l2", "ip"] = "cosine"
+    hnsw_m: int = Field(16, ge=2, le=512, description="HNSW max neighbours per node")
+    hnsw_construction_ef: int = Field(100, gt=0, le=10_000)
+    hnsw_search_ef: int = Field(100, gt=0, le=10_000)
+
+
+class RetrievalConfig(_Section):
+    """How many chunks are retrieved per question."""
+
+    k: int = Field(4, gt=0, le=200)
+
+
+class GenerationConfig(_Section):
+    """How the answer is produced from the retrieved chunks."""
+
+    generator: Literal["extractive", "echo"] = "extractive"
+    max_sentences: int = Field(2, gt=0, le=50, description="sentences an extractive answer keeps")
+
+
+class RagConfig(_Section):
+    """The whole pipeline configuration.
+
+    Example:
+        >>> cfg = RagConfig.from_dict({"chunking": {"chunk_size": 500}, "retrieval": {"k": 3}})
+        >>> cfg.chunking.chunk_overlap, cfg.retrieval.k
+        (100, 3)
+        >>> cfg.flatten()["chunking.chunk_size"]
+        500
+    """
+
+    chunking: ChunkingConfig = ChunkingConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    index: IndexConfig = IndexConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    generation: GenerationConfig = GenerationConfig()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RagConfig:
+        """Build a config from a (possibly partial) nested mapping.
+
+        Raises:
+            ConfigError: naming each unknown key or invalid field, e.g.
+                ``retrieval.k: Input should be greater than 0 (got 0)`` or
+                ``chunking: chunk_overlap must be less than chunk_size, ...``.
+        """
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RagConfig:
+        """Load overrides from a YAML file onto the defaults."""
+        import yaml
+
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        try:
+            return cls.from_dict({} if data is None else data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full config as plain JSON-compatible data (what is stored in the model)."""
+        return self.model_dump(mode="json")
+
+    def flatten(self) -> dict[str, Any]:
+        """``{"section.field": value}``, the form logged as MLflow run params."""
+        return {
+            f"{section}.{key}": value
+            for section, fields in self.to_dict().items()
+            for key, value in fields.items()
+        }
+
+    def with_overrides(self, flat: Mapping[str, Any]) -> RagConfig:
+        """Return a new config with ``{"section.field": value}`` overrides applied."""
+        data = self.to_dict()
+        for dotted, value in flat.items():
+            section, _, key = dotted.partition(".")
+            if section not in data or not key:
+                raise ConfigError(
+                    f"unknown config key {dotted!r}; keys look like 'retrieval.k', sections are "
+                    f"{', '.join(data)}"
+                )
+            data[section][key] = value
+        return RagConfig.from_dict(data)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, each naming the dotted field and what is allowed."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "config"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{field}: unknown key (check the spelling; see RagConfig for keys)")
+            continue
+        if error["type"] == "value_error":  # our own checks already quote the values
+            lines.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(f"{field}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid config: " + "; ".join(lines)

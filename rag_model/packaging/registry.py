@@ -1,0 +1,117 @@
+"""Registry helpers: register versions, move aliases (never stages), resolve model URIs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from rag_model.errors import RagError
+
+CANDIDATE = "candidate"
+PRODUCTION = "production"
+
+
+class RegistryError(RagError):
+    """A registered model, version or alias does not exist, or the registry refused a change."""
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A resolved registered-model version."""
+
+    name: str
+    version: str
+    run_id: str | None
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """``models:/name/version``: pinned, so a later alias move cannot change what it means."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def resolve_version(
+    name: str, version_or_alias: str, client: MlflowClient | None = None
+) -> VersionRef:
+    """Turn ``"3"`` or ``"candidate"`` into a concrete version of ``name``.
+
+    Raises:
+        RegistryError: the model, version or alias does not exist (the message lists aliases).
+    """
+    client = client or MlflowClient()
+    try:
+        if version_or_alias.isdigit():
+            found: ModelVersion = client.get_model_version(name, version_or_alias)
+            alias = None
+        else:
+            found = client.get_model_version_by_alias(name, version_or_alias)
+            alias = version_or_alias
+    except MlflowException as exc:
+        raise RegistryError(_not_found(client, name, version_or_alias, exc)) from None
+    return VersionRef(name=name, version=str(found.version), run_id=found.run_id, alias=alias)
+
+
+def resolve_model_uri(uri: str, client: MlflowClient | None = None) -> VersionRef | None:
+    """For ``models:/name@alias`` or ``models:/name/version`` the version it means, else None."""
+    if not uri.startswith("models:/"):
+        return None
+    path = uri[len("models:/") :].strip("/")
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        return resolve_version(name, alias, client)
+    name, _, version = path.partition("/")
+    if not version.isdigit():
+        raise RegistryError(
+            f"cannot resolve {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    return resolve_version(name, version, client)
+
+
+def register_version(model_uri: str, name: str, client: MlflowClient | None = None) -> VersionRef:
+    """Register ``model_uri`` as a new version of ``name`` and wait until it is READY."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, await_registration_for=300)
+    return resolve_version(name, str(version.version), client)
+
+
+def set_alias(
+    name: str, alias: str, version: str, reason: str = "", client: MlflowClient | None = None
+) -> VersionRef:
+    """Point ``alias`` at ``version`` of ``name`` and record when and why on the version.
+
+    Returns the version the alias pointed at before, or None-free ref of the new one.
+    """
+    client = client or MlflowClient()
+    target = resolve_version(name, version, client)
+    client.set_registered_model_alias(name, alias, target.version)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.set_model_version_tag(name, target.version, f"{alias}_since", stamp)
+    if reason:
+        client.set_model_version_tag(name, target.version, f"{alias}_reason", reason)
+    return VersionRef(name, target.version, target.run_id, alias)
+
+
+def current_alias_version(name: str, alias: str, client: MlflowClient | None = None) -> str | None:
+    """The version ``alias`` points at now, or None if the alias is not set."""
+    try:
+        return resolve_version(name, alias, client).version
+    except RegistryError:
+        return None
+
+
+def _not_found(client: MlflowClient, name: str, wanted: str, exc: MlflowException) -> str:
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return (
+            f"registered model {name!r} does not exist in {client.tracking_uri}; run "
+            "'mlflow run . -e main' to build and register one, or check MLFLOW_TRACKING_URI"
+        )
+    aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(model.aliases.items())) or "none"
+    kind = "version" if wanted.isdigit() else "alias"
+    return f"model {name!r} has no {kind} {wanted!r} (aliases: {aliases}): {exc.message}"

@@ -1,0 +1,83 @@
+"""The model signature (inputs, outputs, inference params), input example, rows <-> answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
+
+from rag_model.config import RagConfig
+from rag_model.errors import QueryError
+from rag_model.pipeline import Answer
+
+QUESTION_COLUMN = "question"
+INPUT_EXAMPLE = {QUESTION_COLUMN: ["What is the Chroma snapshot of a model version?"]}
+
+# metadata differs per corpus, so it travels as a JSON string: a fixed schema must describe it
+SOURCE_TYPE = Object(
+    [
+        Property("id", "string"),
+        Property("document_id", "string"),
+        Property("text", "string"),
+        Property("score", "double"),
+        Property("metadata", "string"),
+    ]
+)
+
+
+def model_signature(config: RagConfig) -> ModelSignature:
+    """Input ``question``; output answer, citations, sources; params k, filter, include_sources."""
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", QUESTION_COLUMN)]),
+        outputs=Schema(
+            [
+                ColSpec("string", "answer"),
+                ColSpec(Array("string"), "citations"),
+                ColSpec(Array(SOURCE_TYPE), "sources", required=False),
+            ]
+        ),
+        params=ParamSchema(
+            [
+                ParamSpec("k", "long", config.retrieval.k),
+                ParamSpec("filter", "string", ""),
+                ParamSpec("include_sources", "boolean", True),
+            ]
+        ),
+    )
+
+
+def parse_filter(value: Any) -> dict[str, Any] | None:
+    """The ``filter`` param: a JSON object string (or a dict from in-process callers)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        raise QueryError(
+            f'filter must be a JSON object such as {{"title": "Oxygen"}}, got {value!r}',
+            field="filter",
+        ) from None
+    if not isinstance(parsed, dict):
+        raise QueryError(f"filter must be a JSON object, got {value!r}", field="filter")
+    return parsed
+
+
+def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:
+    """One output row in the signature's shape."""
+    row: dict[str, Any] = {"answer": answer.answer, "citations": list(answer.citations)}
+    if include_sources:
+        row["sources"] = [
+            {
+                "id": s.id,
+                "document_id": s.document_id,
+                "text": s.text,
+                "score": float(s.score),
+                "metadata": json.dumps(dict(s.metadata), sort_keys=True),
+            }
+            for s in answer.sources
+        ]
+    return row

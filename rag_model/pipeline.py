@@ -1,0 +1,138 @@
+"""RagPipeline: question -> embed -> retrieve from the Chroma snapshot -> generate an answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag_model.config import RagConfig
+from rag_model.documents import RetrievedChunk
+from rag_model.embedders import Embedder, make_embedder
+from rag_model.errors import IntegrityError, QueryError
+from rag_model.generators import Generator, make_generator
+from rag_model.index import ChromaIndex
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the pipeline returns for one question."""
+
+    question: str
+    answer: str
+    sources: list[RetrievedChunk]
+    citations: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, include_sources: bool = True) -> dict[str, Any]:
+        """JSON-ready form: answer, citations, sources (id, document_id, text, score, metadata)."""
+        data: dict[str, Any] = {"answer": self.answer, "citations": list(self.citations)}
+        if include_sources:
+            data["sources"] = [
+                {
+                    "id": s.id,
+                    "document_id": s.document_id,
+                    "text": s.text,
+                    "score": round(s.score, 6),
+                    "metadata": dict(s.metadata),
+                }
+                for s in self.sources
+            ]
+        data["timings"] = {name: round(ms, 3) for name, ms in self.timings.items()}
+        return data
+
+
+class RagPipeline:
+    """The pure RAG pipeline over a verified Chroma snapshot.
+
+    Example:
+        >>> pipeline = RagPipeline.from_snapshot(RagConfig(), "build/snapshot")
+        >>> pipeline.answer("When did the Normans conquer England?", k=3).answer
+        'In 1066 ... [1]'
+    """
+
+    def __init__(
+        self, config: RagConfig, index: ChromaIndex, embedder: Embedder, generator: Generator
+    ) -> None:
+        if index.manifest.get("embedder") != config.embedding.model:
+            raise IntegrityError(
+                f"the index was built with embedder {index.manifest.get('embedder')!r} but the "
+                f"config names {config.embedding.model!r}; rebuild the index with this config"
+            )
+        self.config = config
+        self.index = index
+        self.embedder = embedder
+        self.generator = generator
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        config: RagConfig,
+        snapshot_dir: str | Path,
+        embedder_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> RagPipeline:
+        """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
+        index = ChromaIndex.open(snapshot_dir)
+        embedder = make_embedder(
+            config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
+        )
+        return cls(config, index, embedder, make_generator(config.generation, embedder))
+
+    def warm_up(self) -> None:
+        """Load the embedder and open Chroma now rather than on the first question."""
+        self.embedder.warm_up()
+        self.index.warm_up()
+
+    def retrieve(
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+    ) -> list[RetrievedChunk]:
+        """The ``k`` chunks most similar to ``question`` (default k from the config)."""
+        question, k = self._check(question, k, where)
+        vector = self.embedder.embed([question])[0]
+        return self.index.query(vector, k, where)
+
+    def answer(
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+    ) -> Answer:
+        """Retrieve chunks for ``question`` and generate a cited answer.
+
+        Raises:
+            QueryError: empty question, k out of range, or a malformed filter.
+        """
+        question, k = self._check(question, k, where)
+        started = time.perf_counter()
+        vector = self.embedder.embed([question])[0]
+        embedded = time.perf_counter()
+        sources = self.index.query(vector, k, where)
+        retrieved = time.perf_counter()
+        generation = self.generator.generate(question, sources)
+        done = time.perf_counter()
+        return Answer(
+            question=question,
+            answer=generation.text,
+            sources=sources,
+            citations=generation.citations,
+            timings={
+                "embed_ms": (embedded - started) * 1000,
+                "retrieve_ms": (retrieved - embedded) * 1000,
+                "generate_ms": (done - retrieved) * 1000,
+                "total_ms": (done - started) * 1000,
+            },
+        )
+
+    def _check(self, question: Any, k: Any, where: Any) -> tuple[str, int]:
+        if not isinstance(question, str) or not question.strip():
+            raise QueryError("question must be a non-empty string", field="question")
+        if k is None:
+            k = self.config.retrieval.k
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise QueryError(f"k must be a positive integer, got {k!r}", field="k")
+        if where is not None and not isinstance(where, Mapping):
+            raise QueryError(
+                f'filter must be an object such as {{"title": "Oxygen"}}, got {where!r}',
+                field="filter",
+            )
+        return question.strip(), k

@@ -1,0 +1,64 @@
+"""Typed registry of the server's ``RAG_*`` environment variables: each declared once, here.
+
+Only serving behaviour lives here; chunking, k defaults and the embedder travel inside the
+model and are never read from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from rag_model.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings; ``Settings.from_env()`` reads ``RAG_<FIELD NAME IN CAPITALS>``.
+
+    Example:
+        >>> Settings.from_env({"RAG_MAX_K": "20"}).max_k
+        20
+    """
+
+    # which model every worker loads; an alias is resolved once to a pinned version
+    model_uri: str = "models:/rag-model@production"
+    # gunicorn: address, worker processes, seconds a request may take before the worker is
+    # replaced (the first load of a model takes several seconds of imports)
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    timeout: int = 120
+    # torch threads per worker: one per worker avoids oversubscribing the cores
+    torch_threads: int = 1
+    # request limits
+    max_body_bytes: int = 1_048_576
+    max_question_chars: int = 2_000
+    max_k: int = 50
+    max_batch: int = 64  # rows per /invocations request
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``), checking types.
+
+        Raises:
+            ConfigError: naming the variable, its value and the expected type.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = f"RAG_{field.name.upper()}"
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            if field.type == "int":
+                try:
+                    number = int(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+                if number <= 0:
+                    raise ConfigError(f"{name} must be > 0, got {number}")
+                values[field.name] = number
+            else:
+                values[field.name] = raw
+        return cls(**values)  # type: ignore[arg-type]

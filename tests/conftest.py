@@ -1,0 +1,167 @@
+"""Fixtures shared by every tier: sample data, temporary MLflow stores, injected models, servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from rag_model.config import RagConfig
+
+PROJECT = Path(__file__).resolve().parents[1]
+SAMPLE_CORPUS = PROJECT / "data" / "sample" / "corpus.jsonl"
+SAMPLE_EVAL = PROJECT / "data" / "sample" / "eval.jsonl"
+FAKE_CONFIG = {"embedding": {"model": "hash-embedder"}, "generation": {"generator": "echo"}}
+
+
+@pytest.fixture
+def fake_config() -> RagConfig:
+    """Hash embedder + echo generator: no torch, builds the sample corpus in about a second."""
+    return RagConfig.from_dict(FAKE_CONFIG)
+
+
+def use_tracking_store(root: Path) -> str:
+    """Point MLflow (this process and children) at a new SQLite store under ``root``."""
+    import mlflow
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # also exports MLFLOW_REGISTRY_URI to child processes
+    # artifacts under root too, not in the current directory
+    mlflow.set_experiment(experiment_id=_experiment(root, uri))
+    return uri
+
+
+def _experiment(root: Path, uri: str) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    existing = client.get_experiment_by_name("tests")
+    if existing:
+        return existing.experiment_id
+    return client.create_experiment("tests", artifact_location=(root / "artifacts").as_uri())
+
+
+@pytest.fixture
+def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite tracking + registry store for one test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    uri = use_tracking_store(tmp_path / "mlflow")
+    yield uri
+    if mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A real gunicorn process on a free localhost port; stopped by the fixture."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(env.get("RAG_TEST_LOG", os.devnull))
+        if "MLFLOW_TRACKING_URI" in env:  # the registry lives in the same store
+            env = {"MLFLOW_REGISTRY_URI": env["MLFLOW_TRACKING_URI"], **env}
+        full_env = {
+            **os.environ,
+            **env,
+            "RAG_BIND": f"127.0.0.1:{self.port}",
+            "RAG_WORKERS": str(workers),
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "serving/gunicorn.conf.py",
+                "serving:create_app()",
+            ],
+            cwd=PROJECT,
+            env=full_env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.logs()}")
+            try:
+                response = requests.get(f"{self.url}/ready", timeout=2)
+                if response.status_code == 200:
+                    return response.json()
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"server not ready in {timeout} s: {self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.log.read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class RegisteredModel:
+    """A real MiniLM model version of the sample corpus in its own SQLite store."""
+
+    def __init__(self, tracking_uri: str, name: str, version: str, model_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.version = version
+        self.model_uri = model_uri
+
+    def activate(self) -> None:
+        """Make this model's store the current MLflow store (in-process and for children)."""
+        import mlflow
+
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)  # also exports MLFLOW_REGISTRY_URI
+
+
+@pytest.fixture(scope="session")
+def minilm_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
+    """Built once per session with real MiniLM + Chroma, logged, registered, @production."""
+    import mlflow
+
+    from rag_model.build import build_snapshot
+    from rag_model.packaging.log import log_rag_model
+    from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
+
+    root = tmp_path_factory.mktemp("minilm")
+    config = RagConfig()
+    built = build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
+    uri = use_tracking_store(root / "mlflow")
+    with mlflow.start_run():
+        info = log_rag_model(config, built.snapshot_dir)
+    ref = register_version(info.model_uri, "rag-model")
+    set_alias("rag-model", PRODUCTION, ref.version)
+    return RegisteredModel(uri, "rag-model", ref.version, info.model_uri)

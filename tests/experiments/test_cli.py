@@ -1,0 +1,94 @@
+"""The main and promote commands on a temporary SQLite store (fake embedder: fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from experiments.cli import cli
+from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.integration
+def test_main_registers_an_evaluated_candidate_and_promote_moves_production(
+    tracking_store: str,
+) -> None:
+    result = run(
+        "main",
+        "--fake",
+        "--data-path",
+        str(SAMPLE_CORPUS),
+        "--eval-path",
+        str(SAMPLE_EVAL),
+        "--k",
+        "3",
+        "--chunk-size",
+        "600",
+    )
+    assert result.exit_code == 0, result.output
+    assert "registered rag-model version 1 as @candidate" in result.output
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("rag-model", "candidate")
+    assert float(version.tags["eval.hit_rate_at_3"]) > 0.3
+    assert version.tags["eval.dataset_digest"]
+    run_data = client.get_run(version.run_id).data
+    assert run_data.params["retrieval.k"] == "3"
+    assert run_data.params["chunking.chunk_size"] == "600"
+    assert run_data.params["chunking.chunk_overlap"] == "100"  # the config default
+    assert {"hit_rate_at_3", "mrr_at_3", "chunk_count", "latency_p95_ms"} <= set(run_data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
+    assert artifacts == {"evaluation/report.md", "evaluation/questions.jsonl"}
+
+    promoted = run("promote")
+    assert promoted.exit_code == 0
+    assert promoted.output.strip() == "rag-model@production -> version 1"
+    assert str(client.get_model_version_by_alias("rag-model", "production").version) == "1"
+    tags = client.get_model_version("rag-model", "1").tags
+    assert tags["production_reason"] == "promoted from 'candidate'"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--k", "abc"], 2, "Invalid value for '--k': 'abc' is not an integer"),
+        (["--k", "0"], 2, "Invalid value for '--k': 0 is below the minimum 1"),
+        (["--chunk-overlap", "900"], 1, "chunk_overlap must be less than chunk_size"),
+        (["--config", "/nonexistent.yaml"], 1, "cannot read config file /nonexistent.yaml"),
+        (["--eval-path", "/nonexistent.jsonl"], 1, "cannot read eval set /nonexistent.jsonl"),
+    ],
+)
+def test_main_rejects_bad_parameters(
+    tracking_store: str, args: list[str], code: int, message: str
+) -> None:
+    result = run("main", "--fake", *args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.integration
+def test_failed_main_ends_failed_and_registers_nothing(tracking_store: str, tmp_path: Path):
+    result = run(
+        "main", "--fake", "--data-path", str(tmp_path / "missing"), "--eval-path", str(SAMPLE_EVAL)
+    )
+    assert result.exit_code == 1
+    assert f"data path {tmp_path / 'missing'} does not exist" in result.output
+    client = MlflowClient()
+    (failed,) = client.search_runs(client.search_experiments()[0].experiment_id.split())
+    assert failed.info.status == "FAILED"
+    assert "does not exist" in failed.data.tags["error"]
+    assert client.search_registered_models() == []
+
+
+def test_promote_errors_are_one_clear_line(tracking_store: str) -> None:
+    result = run("promote", "--model-name", "nope")
+    assert result.exit_code == 1
+    assert "registered model 'nope' does not exist" in result.output
+    assert run("promote", "--alias", "3").exit_code == 2

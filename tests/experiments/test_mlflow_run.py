@@ -1,0 +1,87 @@
+"""`mlflow run` on the MLproject entry points, offline, against a temporary SQLite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import FAKE_CONFIG, PROJECT, SAMPLE_CORPUS, SAMPLE_EVAL
+
+pytestmark = pytest.mark.slow
+
+
+def mlflow_run(tmp_path: Path, entry: str, *params: str) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(PROJECT),
+        "-e",
+        entry,
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "tests",
+    ]
+    for param in params:
+        args += ["-P", param]
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+    }
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **inherited,
+        "MLFLOW_TRACKING_URI": store,
+        "MLFLOW_REGISTRY_URI": store,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    # run from tmp_path so the default artifact folder (./mlruns) lands there
+    return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_main_then_promote(tmp_path: Path) -> None:
+    config = tmp_path / "fake.yaml"
+    config.write_text(yaml.safe_dump(FAKE_CONFIG))
+    main = mlflow_run(
+        tmp_path,
+        "main",
+        f"data_path={SAMPLE_CORPUS}",
+        f"eval_path={SAMPLE_EVAL}",
+        "k=3",
+        "chunk_size=500",
+        "chunk_overlap=50",
+        f"config={config}",
+        "model_name=demo",
+    )
+    assert main.returncode == 0, main.stderr[-3000:]
+    assert "registered demo version 1 as @candidate" in main.stdout
+    promote = mlflow_run(tmp_path, "promote", "model_name=demo", "version=candidate")
+    assert promote.returncode == 0, promote.stderr[-3000:]
+    assert "demo@production -> version 1" in promote.stdout
+    client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
+    production = client.get_model_version_by_alias("demo", "production")
+    params = client.get_run(production.run_id).data.params
+    assert params["retrieval.k"] == "3"
+    assert params["chunking.chunk_size"] == "500"
+    assert params["embedding.model"] == "hash-embedder"
+
+
+def test_invalid_integer_param_fails_the_run_with_a_clear_message(tmp_path: Path) -> None:
+    done = mlflow_run(
+        tmp_path, "main", f"data_path={SAMPLE_CORPUS}", f"eval_path={SAMPLE_EVAL}", "k=three"
+    )
+    assert done.returncode != 0
+    assert "Invalid value for '--k': 'three' is not an integer" in done.stderr
+    client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.info.status == "FAILED"
+    assert client.search_registered_models() == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -135,6 +137,55 @@ class SentenceTransformerEmbedder(Embedder):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+class CachingEmbedder(Embedder):
+    """A bounded LRU cache of vectors by text in front of another embedder (query time only).
+
+    At query time the same texts recur: the sentences of chunks that are retrieved again and
+    again, and each question, which retrieval and the extractive generator both embed.
+
+    Example:
+        >>> cached = CachingEmbedder(HashEmbedder(), max_entries=10_000)
+        >>> cached.embed(["q"]); cached.embed(["q"]); cached.hits
+        1
+    """
+
+    def __init__(self, inner: Embedder, max_entries: int = 20_000) -> None:
+        if max_entries <= 0:
+            raise EmbedderError(f"max_entries must be > 0, got {max_entries}")
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # gunicorn threads or Flask's dev server may share it
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                if text in self._vectors:
+                    self._vectors.move_to_end(text)
+                    found[text] = self._vectors[text]
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            fresh = self.inner.embed_batch(missing)
+            found.update(zip(missing, fresh, strict=True))
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._vectors[text] = vector
+                while len(self._vectors) > self.max_entries:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
+        return np.vstack([found[text] for text in texts])
 
 
 def bundled_minilm_dir() -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 from rag_model.config import RagConfig
 from rag_model.documents import RetrievedChunk
-from rag_model.embedders import Embedder, make_embedder
+from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
 from rag_model.errors import IntegrityError, QueryError
 from rag_model.generators import Generator, make_generator
 from rag_model.index import ChromaIndex
@@ -76,8 +76,10 @@ class RagPipeline:
     ) -> RagPipeline:
         """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
         index = ChromaIndex.open(snapshot_dir)
-        embedder = make_embedder(
-            config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
+        embedder = CachingEmbedder(
+            make_embedder(
+                config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
+            )
         )
         return cls(config, index, embedder, make_generator(config.generation, embedder))
 

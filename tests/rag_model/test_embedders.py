@@ -13,6 +13,7 @@ from rag_model.embedders import (
     MINILM_FILES,
     MINILM_WEIGHTS_FILE,
     MINILM_WEIGHTS_SHA256,
+    CachingEmbedder,
     HashEmbedder,
     SentenceTransformerEmbedder,
     bundled_minilm_dir,
@@ -178,3 +179,43 @@ def test_verify_minilm_weights_refuses_a_copy_with_one_byte_changed(tmp_path: Pa
         + re.escape(f", expected {MINILM_WEIGHTS_SHA256}: the weights were altered"),
     ):
         verify_minilm_weights(copy)
+
+
+class CountingEmbedder(HashEmbedder):
+    """A HashEmbedder that records every batch it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(dimension=16)
+        self.batches: list[list[str]] = []
+
+    def embed_batch(self, texts):  # type: ignore[no-untyped-def]
+        self.batches.append(list(texts))
+        return super().embed_batch(texts)
+
+
+def test_caching_embedder_embeds_each_text_once_and_returns_the_same_vectors() -> None:
+    inner = CountingEmbedder()
+    cached = CachingEmbedder(inner)
+    first = cached.embed(["a b", "c d", "a b"])
+    second = cached.embed(["c d", "e f"])
+    assert inner.batches == [["a b", "c d"], ["e f"]]
+    np.testing.assert_array_equal(first, HashEmbedder(16).embed(["a b", "c d", "a b"]))
+    np.testing.assert_array_equal(second[0], first[1])
+    assert (cached.hits, cached.misses) == (2, 3)
+    assert (cached.model_id, cached.dimension) == (inner.model_id, 16)
+
+
+def test_caching_embedder_evicts_the_least_recently_used_text() -> None:
+    inner = CountingEmbedder()
+    cached = CachingEmbedder(inner, max_entries=2)
+    cached.embed(["a"])
+    cached.embed(["b"])
+    cached.embed(["a"])  # a is now the most recently used
+    cached.embed(["c"])  # evicts b
+    cached.embed(["a", "b"])
+    assert inner.batches == [["a"], ["b"], ["c"], ["b"]]
+
+
+def test_caching_embedder_rejects_a_non_positive_size() -> None:
+    with pytest.raises(EmbedderError, match="max_entries must be > 0, got 0"):
+        CachingEmbedder(HashEmbedder(), max_entries=0)

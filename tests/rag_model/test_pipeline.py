@@ -10,7 +10,7 @@ import pytest
 
 from rag_model.build import BuildResult, build_snapshot
 from rag_model.config import RagConfig
-from rag_model.embedders import HashEmbedder
+from rag_model.embedders import CachingEmbedder, HashEmbedder
 from rag_model.errors import IndexNotFoundError, IntegrityError, QueryError
 from rag_model.generators import EchoGenerator, ExtractiveGenerator
 from rag_model.index import ChromaIndex
@@ -27,7 +27,9 @@ def pipeline(hash_snapshot: BuildResult):
 
 
 def test_from_snapshot_builds_what_the_config_names(pipeline: RagPipeline) -> None:
-    assert isinstance(pipeline.embedder, HashEmbedder)
+    # query-time vectors go through a cache in front of the configured embedder
+    assert isinstance(pipeline.embedder, CachingEmbedder)
+    assert isinstance(pipeline.embedder.inner, HashEmbedder)
     assert isinstance(pipeline.generator, EchoGenerator)
     assert pipeline.index.chunk_count == 5
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from experiments.history import history, rollback
 from experiments.main import main
 from experiments.promote import promote
 
@@ -21,6 +22,8 @@ def cli() -> None:
 
 cli.add_command(main)
 cli.add_command(promote)
+cli.add_command(history)
+cli.add_command(rollback)
 
 
 @cli.command()
@@ -81,3 +84,7 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     conf = Path(serving.__file__).with_name("gunicorn.conf.py")
     argv = ["gunicorn", "-c", str(conf), *gunicorn_args, "serving:create_app()"]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
+
+
+if __name__ == "__main__":
+    cli()

@@ -49,6 +49,7 @@ def run_main(
     from evaluation.report import write_report
     from evaluation.runner import evaluate
     from rag_model.build import build_snapshot
+    from rag_model.packaging.lifecycle import record_evaluation
     from rag_model.packaging.log import log_rag_model
     from rag_model.packaging.registry import CANDIDATE, register_version, set_alias
 
@@ -108,15 +109,8 @@ def run_main(
                 mlflow.log_artifacts(tmp, "evaluation")
 
             version = register_version(info.model_uri, model_name)
-            from mlflow import MlflowClient
-
-            client = MlflowClient()
-            for name, value in result.metrics.items():
-                client.set_model_version_tag(
-                    model_name, version.version, f"eval.{name}", f"{value:.6g}"
-                )
-            client.set_model_version_tag(
-                model_name, version.version, "eval.dataset_digest", dataset.digest
+            record_evaluation(
+                model_name, version.version, result.metrics, dataset.digest, k, run.info.run_id
             )
             set_alias(
                 model_name, CANDIDATE, version.version, reason=f"evaluated in run {run.info.run_id}"

@@ -33,3 +33,22 @@ class OptionalInt(click.ParamType):
 def config_overrides(**flat: int | None) -> dict[str, int]:
     """The ``section.field`` overrides that were actually given (None means not given)."""
     return {key: value for key, value in flat.items() if value is not None}
+
+
+class OptionalFloat(click.ParamType):
+    """A number >= 0; an empty string means "use the default"."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).strip() == "":
+            return None
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not number >= 0:  # also refuses NaN
+            self.fail(f"{value!r} must be a number >= 0", param, ctx)
+        return number

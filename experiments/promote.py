@@ -1,25 +1,21 @@
-"""Entry point ``promote``: point an alias (default ``production``) at a version or alias."""
+"""Entry point ``promote``: move ``production`` to a version if the evaluation gate allows it.
+
+Exit codes: 0 promoted, 1 error (unknown model or version, bad option), 3 refused by the gate
+(the refusal is recorded on the version).
+"""
 
 from __future__ import annotations
 
 import click
 
 from experiments.main import DEFAULT_MODEL_NAME
+from experiments.params import OptionalFloat
+
+REFUSED_EXIT_CODE = 3
 
 
-def run_promote(model_name: str, version: str, alias: str) -> tuple[str, str | None]:
-    """Point ``alias`` at ``version`` (a number or another alias).
-
-    Returns:
-        (the version now under ``alias``, the version it pointed at before or None).
-    """
-    from rag_model.packaging.registry import current_alias_version, resolve_version, set_alias
-
-    target = resolve_version(model_name, version)
-    previous = current_alias_version(model_name, alias)
-    reason = f"promoted from {version!r}" + (f", replacing v{previous}" if previous else "")
-    set_alias(model_name, alias, target.version, reason=reason)
-    return target.version, previous
+class Refused(click.ClickException):
+    exit_code = REFUSED_EXIT_CODE
 
 
 @click.command("promote")
@@ -34,16 +30,71 @@ def run_promote(model_name: str, version: str, alias: str) -> tuple[str, str | N
     "--version", default="candidate", show_default=True, help="Version number or alias to promote."
 )
 @click.option("--alias", default="production", show_default=True, help="Alias to move.")
-def promote(model_name: str, version: str, alias: str) -> None:
-    """Point @production (or --alias) at a version or at what another alias names."""
+@click.option("--primary-metric", default="", help="Gate metric (higher is better) [hit_rate].")
+@click.option(
+    "--tolerance",
+    type=OptionalFloat(),
+    default="",
+    help="Allowed drop of the primary metric [0.01].",
+)
+@click.option(
+    "--max-latency-regression",
+    type=OptionalFloat(),
+    default="",
+    help="Allowed relative growth of p95 latency [0.25].",
+)
+@click.option("--force", is_flag=True, help="Override a refusal (needs --reason; recorded).")
+@click.option(
+    "--force-if",
+    type=click.BOOL,
+    default=False,
+    hidden=True,
+    help="--force as a true/false value, for MLproject params.",
+)
+@click.option("--reason", default="", help="Why; recorded with the decision.")
+@click.option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
+def promote(
+    model_name: str,
+    version: str,
+    alias: str,
+    primary_metric: str,
+    tolerance: float | None,
+    max_latency_regression: float | None,
+    force: bool,
+    force_if: bool,
+    reason: str,
+    actor: str,
+) -> None:
+    """Point @production (or --alias) at a version if its evaluation is not worse."""
     from experiments.errors import friendly_errors
+    from rag_model.gate import GatePolicy
+    from rag_model.packaging.lifecycle import PromotionRefused
+    from rag_model.packaging.lifecycle import promote as promote_version
 
+    if not alias or alias.isdigit():
+        raise click.BadParameter("must be a name such as 'production'", param_hint="--alias")
     with friendly_errors():
-        if not alias or alias.isdigit():
-            raise click.BadParameter("must be a name such as 'production'", param_hint="--alias")
-        new, previous = run_promote(model_name, version.strip(), alias)
-    was = f" (was v{previous})" if previous else ""
-    click.echo(f"{model_name}@{alias} -> version {new}{was}")
+        overrides = {
+            "primary_metric": primary_metric,
+            "tolerance": tolerance,
+            "max_latency_regression": max_latency_regression,
+        }
+        policy = GatePolicy(**{k: v for k, v in overrides.items() if v not in (None, "")})
+        try:
+            event = promote_version(
+                model_name,
+                version.strip(),
+                alias,
+                policy,
+                force=force or force_if,
+                reason=reason,
+                actor=actor or None,
+            )
+        except PromotionRefused as refused:
+            raise Refused(f"{refused} (recorded on version {refused.event.version})") from None
+    was = f" (was v{event.previous})" if event.previous else ""
+    click.echo(f"{model_name}@{alias} -> version {event.version}{was}: {event.action}")
+    click.echo(f"  {event.reason}")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,14 @@ def test_main_registers_an_evaluated_candidate_and_promote_moves_production(
 
     promoted = run("promote")
     assert promoted.exit_code == 0
-    assert promoted.output.strip() == "rag-model@production -> version 1"
+    assert promoted.output.splitlines() == [
+        "rag-model@production -> version 1: promoted",
+        "  no production version yet: the first evaluated version",
+    ]
     assert str(client.get_model_version_by_alias("rag-model", "production").version) == "1"
     tags = client.get_model_version("rag-model", "1").tags
-    assert tags["production_reason"] == "promoted from 'candidate'"
+    assert tags["promotion.decision"] == "promoted"
+    assert tags["eval.hit_rate"] == tags["eval.hit_rate_at_3"]
 
 
 @pytest.mark.parametrize(
@@ -92,3 +96,5 @@ def test_promote_errors_are_one_clear_line(tracking_store: str) -> None:
     assert result.exit_code == 1
     assert "registered model 'nope' does not exist" in result.output
     assert run("promote", "--alias", "3").exit_code == 2
+    assert "--tolerance" in run("promote", "--tolerance", "-1").output
+    assert run("promote", "--tolerance", "x").exit_code == 2

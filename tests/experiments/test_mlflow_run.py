@@ -66,7 +66,7 @@ def test_main_then_promote(tmp_path: Path) -> None:
     assert "registered demo version 1 as @candidate" in main.stdout
     promote = mlflow_run(tmp_path, "promote", "model_name=demo", "version=candidate")
     assert promote.returncode == 0, promote.stderr[-3000:]
-    assert "demo@production -> version 1" in promote.stdout
+    assert "demo@production -> version 1: promoted" in promote.stdout
     client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
     production = client.get_model_version_by_alias("demo", "production")
     params = client.get_run(production.run_id).data.params

@@ -1,0 +1,139 @@
+"""The promotion gate: may a candidate's evaluation replace production's? Pure, no MLflow.
+
+A version's evaluation is read from its registry tags (``eval.<metric>``, ``eval.dataset_digest``)
+which ``mlflow run . -e main`` writes. The gate compares only evaluations of the same eval set
+(same digest): the primary metric may not drop by more than a tolerance, and p95 latency may
+not grow by more than a relative bound plus a small absolute slack (tiny latencies are noisy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rag_model.errors import ConfigError
+
+EVAL_TAG_PREFIX = "eval."
+DIGEST_TAG = "eval.dataset_digest"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What "not worse" means.
+
+    Example:
+        >>> GatePolicy(primary_metric="mrr", tolerance=0.02).tolerance
+        0.02
+    """
+
+    primary_metric: str = "hit_rate"  # higher is better
+    tolerance: float = 0.01  # allowed absolute drop of the primary metric
+    latency_metric: str = "latency_p95_ms"
+    max_latency_regression: float = 0.25  # allowed relative growth of p95 latency
+    latency_slack_ms: float = 10.0  # plus this much, so 3 ms -> 5 ms is not a "regression"
+
+    def __post_init__(self) -> None:
+        for name in ("tolerance", "max_latency_regression", "latency_slack_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if not self.primary_metric:
+            raise ConfigError("primary_metric must name a metric, e.g. 'hit_rate' or 'mrr'")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One version's evaluation as recorded on the version."""
+
+    version: str
+    dataset_digest: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_tags(cls, version: str, tags: Mapping[str, str]) -> Evaluation | None:
+        """The evaluation in a version's tags, or None if it was never evaluated."""
+        digest = tags.get(DIGEST_TAG)
+        if not digest:
+            return None
+        metrics = {}
+        for key, value in tags.items():
+            if key.startswith(EVAL_TAG_PREFIX) and key != DIGEST_TAG:
+                try:
+                    metrics[key[len(EVAL_TAG_PREFIX) :]] = float(value)
+                except ValueError:
+                    continue
+        return cls(version=version, dataset_digest=digest, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict, why, and the values compared (``candidate.x`` / ``production.x``)."""
+
+    allowed: bool
+    reason: str
+    compared: dict[str, float] = field(default_factory=dict)
+
+
+def check_gate(
+    candidate_version: str,
+    candidate: Evaluation | None,
+    production: Evaluation | None,
+    policy: GatePolicy,
+) -> GateResult:
+    """Decide whether ``candidate`` may replace ``production`` (None: no production yet)."""
+    metric = policy.primary_metric
+    if candidate is None:
+        return GateResult(
+            False,
+            f"version {candidate_version} has no evaluation (no {DIGEST_TAG} tag); evaluate it "
+            "with 'mlflow run . -e main', or promote with --force and a --reason",
+        )
+    if metric not in candidate.metrics:
+        return GateResult(
+            False,
+            f"version {candidate.version} has no metric {metric!r}; it has "
+            f"{', '.join(sorted(candidate.metrics)) or 'none'}",
+        )
+    compared = {f"candidate.{metric}": candidate.metrics[metric]}
+    if production is None:
+        return GateResult(True, "no production version yet: the first evaluated version", compared)
+    if production.dataset_digest != candidate.dataset_digest:
+        return GateResult(
+            False,
+            f"version {candidate.version} and production version {production.version} were "
+            f"evaluated on different datasets (digest {candidate.dataset_digest} vs "
+            f"{production.dataset_digest}); evaluate both on the same eval set",
+        )
+    if metric not in production.metrics:
+        return GateResult(
+            False,
+            f"production version {production.version} has no metric {metric!r} to compare with",
+        )
+    new, old = candidate.metrics[metric], production.metrics[metric]
+    compared[f"production.{metric}"] = old
+    latency = policy.latency_metric
+    has_latency = latency in candidate.metrics and latency in production.metrics
+    if has_latency:  # recorded with every decision, refusals included
+        new_ms, old_ms = candidate.metrics[latency], production.metrics[latency]
+        compared.update({f"candidate.{latency}": new_ms, f"production.{latency}": old_ms})
+    if new < old - policy.tolerance:
+        return GateResult(
+            False,
+            f"{metric} {new:.4f} is worse than production version {production.version}'s "
+            f"{old:.4f} by more than the tolerance {policy.tolerance}",
+            compared,
+        )
+    reasons = [f"{metric} {new:.4f} vs {old:.4f} (tolerance {policy.tolerance})"]
+    if has_latency:
+        bound = old_ms * (1 + policy.max_latency_regression) + policy.latency_slack_ms
+        if new_ms > bound:
+            return GateResult(
+                False,
+                f"{latency} {new_ms:.1f} exceeds production version {production.version}'s "
+                f"{old_ms:.1f} by more than {policy.max_latency_regression:.0%} + "
+                f"{policy.latency_slack_ms:g} ms (bound {bound:.1f})",
+                compared,
+            )
+        reasons.append(f"{latency} {new_ms:.1f} <= bound {bound:.1f}")
+    return GateResult(True, "; ".join(reasons), compared)

@@ -3,45 +3,49 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask
 
 from serving.model_holder import ModelHolder, ServedModel
 from serving.settings import Settings
 
 
 def create_app(settings: Settings | None = None, model: ServedModel | None = None) -> Flask:
-    """Build the app; with no ``model``, load ``settings.model_uri`` in the background.
+    """Build the app; with no ``model``, load ``settings.model_uri`` and follow its alias.
 
     Args:
         settings: server settings; default ``Settings.from_env()`` (``RAG_*`` variables).
-        model: an already loaded model (tests inject one); skips loading.
+        model: an already loaded model (tests inject one): no loading and no watching.
     """
     from serving.api import api
+    from serving.chat import chat
     from serving.errors import register_error_handlers
+    from serving.observability import init_observability, on_model_event
+    from serving.openapi import openapi
+    from serving.playground import playground
+    from serving.security import init_security
 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    holder = ModelHolder(settings.model_uri, settings.torch_threads, model=model)
+    holder = ModelHolder(
+        settings.model_uri,
+        settings.torch_threads,
+        model=model,
+        poll_seconds=settings.poll_seconds,
+        on_event=on_model_event,
+    )
     app.extensions["rag_model"] = holder
     app.extensions["rag_settings"] = settings
-    app.register_blueprint(api)
+    for blueprint in (api, chat, openapi, playground):
+        app.register_blueprint(blueprint)
     register_error_handlers(app)
-
-    @app.before_request
-    def _request_id() -> None:
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-
-    @app.after_request
-    def _identify(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        if holder.model is not None and holder.model.version:
-            response.headers["X-Model-Version"] = holder.model.version
-        return response
-
-    holder.start()
+    init_observability(app, holder)
+    init_security(app, settings)
+    if model is None:
+        holder.start()
+    elif model.version:
+        on_model_event("loaded", None, model.version)
     return app

@@ -1,41 +1,86 @@
-"""The REST routes: /v1/query, /invocations (MLflow scoring protocol), /health, /ready, /version."""
+"""The REST routes: /v1/query (+ batch), /invocations (MLflow), /health, /ready, /version."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from rag_model.errors import QueryError
 from rag_model.packaging.schema import QUESTION_COLUMN
+from rag_model.pipeline import Answer
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
-from serving.schemas import InvocationParams, QueryRequest, validate
+from serving.schemas import (
+    BatchQueryRequest,
+    BatchQueryResponse,
+    InvocationParams,
+    QueryRequest,
+    QueryResponse,
+    QueryResult,
+    validate,
+)
 from serving.settings import Settings
 
 api = Blueprint("api", __name__)
 
 SCORING_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+T = TypeVar("T")
 
 
-def _holder() -> ModelHolder:
+def holder() -> ModelHolder:
+    """This app's model holder."""
     return current_app.extensions["rag_model"]
 
 
-def _settings() -> Settings:
+def settings() -> Settings:
+    """This app's settings."""
     return current_app.extensions["rag_settings"]
 
 
-def _model() -> ServedModel:
-    holder = _holder()
-    if holder.model is None:
-        detail = f"model failed to load: {holder.error}" if holder.error else "model is loading"
-        raise ApiError(f"{detail}; retry later", 503, "not_ready")
-    return holder.model
+@contextmanager
+def served() -> Iterator[ServedModel]:
+    """The model for this request (503 if none); held until the request is done with it."""
+    with holder().serving() as model:
+        if model is None:
+            current = holder()
+            detail = (
+                f"model failed to load: {current.error}" if current.error else "model is loading"
+            )
+            raise ApiError(f"{detail}; retry later", 503, "not_ready")
+        g.model_version = model.version
+        yield model
 
 
-def _json_body() -> Any:
+_executor: ThreadPoolExecutor | None = None
+_executor_pid: int | None = None
+_executor_lock = threading.Lock()
+
+
+def with_timeout(work: Callable[[], T]) -> T:
+    """Run ``work`` but answer 504 after RAG_REQUEST_TIMEOUT seconds (the work is not killed)."""
+    global _executor, _executor_pid
+    with _executor_lock:
+        if _executor is None or _executor_pid != os.getpid():  # one pool per worker process
+            _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="request")
+            _executor_pid = os.getpid()
+        future = _executor.submit(work)
+    limit = settings().request_timeout
+    try:
+        return future.result(timeout=limit)
+    except FutureTimeout:
+        raise ApiError(f"the request took longer than {limit} s", 504, "timeout") from None
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 if not JSON, 413 past the size limit, 400 if malformed."""
     if not request.is_json:
         raise ApiError(
             f"send Content-Type: application/json (got {request.content_type or 'none'})",
@@ -47,13 +92,18 @@ def _json_body() -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(f"body is not valid JSON: {exc}", 400, "invalid_json") from None
+    except RecursionError:
+        raise ApiError("body is nested too deeply", 400, "invalid_json") from None
 
 
-def _check_question(question: str, field: str = "question") -> str:
+def check_question(question: str, field: str = "question") -> str:
+    """The stripped question, or a 422 naming ``field`` (empty, NUL characters, too long)."""
     stripped = question.strip()
     if not stripped:
         raise ApiError(f"{field} must not be empty", 422, "invalid_request", field)
-    limit = _settings().max_question_chars
+    if "\x00" in stripped:
+        raise ApiError(f"{field} must not contain NUL characters", 422, "invalid_request", field)
+    limit = settings().max_question_chars
     if len(stripped) > limit:
         raise ApiError(
             f"{field} is {len(stripped)} characters; the limit is {limit}",
@@ -64,13 +114,46 @@ def _check_question(question: str, field: str = "question") -> str:
     return stripped
 
 
-def _check_k(k: int | None, field: str = "k") -> int | None:
-    limit = _settings().max_k
+def check_k(k: int | None, field: str = "k") -> int | None:
+    """``k`` if within 1..RAG_MAX_K (None: the model's default), else a 422."""
+    limit = settings().max_k
     if k is not None and not 1 <= k <= limit:
         raise ApiError(
             f"{field} must be between 1 and {limit}, got {k}", 422, "invalid_request", field
         )
     return k
+
+
+def check_batch(count: int, field: str) -> None:
+    """A 413 when a request carries more than RAG_MAX_BATCH questions."""
+    limit = settings().max_batch
+    if count > limit:
+        raise ApiError(
+            f"{count} questions; the limit is {limit} per request", 413, "batch_too_large", field
+        )
+
+
+def answer_questions(
+    model: ServedModel, questions: list[str], k: int | None, where: dict[str, Any] | None
+) -> list[Answer]:
+    """Answer on ``model`` within the request timeout; bad filters become a 422."""
+
+    def work() -> list[Answer]:
+        model.enter()  # the model stays loaded even if the request times out first
+        try:
+            return [model.pipeline.answer(q, k=k, where=where) for q in questions]
+        finally:
+            model.exit()
+
+    try:
+        return with_timeout(work)
+    except QueryError as exc:
+        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
+
+
+def model_ref(model: ServedModel) -> dict[str, Any]:
+    """The model fields every answer carries."""
+    return {"name": model.name, "version": model.version, "run_id": model.run_id}
 
 
 @api.get("/health")
@@ -81,31 +164,57 @@ def health() -> Response:
 
 @api.get("/ready")
 def ready() -> Response:
-    """Readiness: 200 once the model is loaded and verified, else 503 with the reason."""
-    model = _model()
-    return jsonify({"status": "ready", "model": model.describe()})
+    """Readiness: 200 once a model is loaded and verified, else 503; details either way."""
+    details = holder().details()
+    if holder().model is None:
+        response = jsonify(
+            {
+                "error": {
+                    "code": "not_ready",
+                    "message": f"model failed to load: {holder().error}; retrying"
+                    if holder().error
+                    else "model is loading",
+                },
+                "details": details,
+            }
+        )
+        response.status_code = 503
+        return response
+    return jsonify({"status": "ready", "model": details["model"], "details": details})
 
 
 @api.get("/version")
 def version() -> Response:
     """The served model's name, version, alias, run id and load time."""
-    return jsonify(_model().describe())
+    with served() as model:
+        return jsonify(model.describe())
 
 
 @api.post("/v1/query")
 def query() -> Response:
     """``{question, k?, filter?, include_sources?}`` -> answer, sources, model, timings."""
-    body = validate(QueryRequest, _json_body())
-    question = _check_question(body.question)
-    k = _check_k(body.k)
-    model = _model()
-    try:
-        answer = model.pipeline.answer(question, k=k, where=body.filter)
-    except QueryError as exc:
-        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
-    result = answer.to_dict(include_sources=body.include_sources)
-    result["model"] = {"name": model.name, "version": model.version, "run_id": model.run_id}
-    return jsonify(result)
+    body = validate(QueryRequest, json_body())
+    question = check_question(body.question)
+    k = check_k(body.k)
+    with served() as model:
+        (answer,) = answer_questions(model, [question], k, body.filter)
+        result = answer.to_dict(include_sources=body.include_sources)
+        response = QueryResponse(**result, model=model_ref(model))
+    return jsonify(response.model_dump(exclude_none=True))
+
+
+@api.post("/v1/query/batch")
+def query_batch() -> Response:
+    """``{questions: [...], k?, filter?, include_sources?}`` -> one result per question."""
+    body = validate(BatchQueryRequest, json_body())
+    check_batch(len(body.questions), "questions")
+    questions = [check_question(q, f"questions.{i}") for i, q in enumerate(body.questions)]
+    k = check_k(body.k)
+    with served() as model:
+        answers = answer_questions(model, questions, k, body.filter)
+        results = [QueryResult(**a.to_dict(include_sources=body.include_sources)) for a in answers]
+        response = BatchQueryResponse(results=results, model=model_ref(model))
+    return jsonify(response.model_dump(exclude_none=True))
 
 
 @api.post("/invocations")
@@ -114,7 +223,7 @@ def invocations() -> Response:
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
-    body = _json_body()
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(
             f"body must be an object with one of {', '.join(SCORING_FORMATS)}", 400, "bad_request"
@@ -129,36 +238,41 @@ def invocations() -> Response:
             "bad_request",
         )
     params = validate(InvocationParams, body.get("params") or {}, where="params")
-    _check_k(params.k, "params.k")
-    model = _model()
-    try:
-        data = infer_and_parse_data({formats[0]: body[formats[0]]}, model.input_schema)
-    except MlflowException as exc:
-        raise ApiError(exc.message, 400, "bad_request", formats[0]) from None
-    data = _as_frame(data, formats[0])
-    rows = len(data)
-    if rows > _settings().max_batch:
-        raise ApiError(
-            f"{rows} rows; the limit is {_settings().max_batch} per request",
-            413,
-            "batch_too_large",
-            formats[0],
-        )
-    if QUESTION_COLUMN not in data.columns:
-        raise ApiError(
-            f"input needs a '{QUESTION_COLUMN}' column, got {list(data.columns)}",
-            422,
-            "invalid_request",
-            QUESTION_COLUMN,
-        )
-    for value in data[QUESTION_COLUMN]:
-        _check_question(value if isinstance(value, str) else "", QUESTION_COLUMN)
-    try:
-        predictions = model.predict(data, params.model_dump(exclude_none=True))
-    except QueryError as exc:
-        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
-    except MlflowException as exc:
-        raise ApiError(exc.message, 400, "bad_request") from None
+    check_k(params.k, "params.k")
+    with served() as model:
+        try:
+            data = infer_and_parse_data({formats[0]: body[formats[0]]}, model.input_schema)
+        except MlflowException as exc:
+            raise ApiError(exc.message, 400, "bad_request", formats[0]) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ApiError(
+                f"cannot read {formats[0]}: {exc}", 400, "bad_request", formats[0]
+            ) from None
+        data = _as_frame(data, formats[0])
+        check_batch(len(data), formats[0])
+        if QUESTION_COLUMN not in data.columns:
+            raise ApiError(
+                f"input needs a '{QUESTION_COLUMN}' column, got {list(data.columns)}",
+                422,
+                "invalid_request",
+                QUESTION_COLUMN,
+            )
+        for value in data[QUESTION_COLUMN]:
+            check_question(value if isinstance(value, str) else "", QUESTION_COLUMN)
+
+        def work() -> list[dict[str, Any]]:
+            model.enter()
+            try:
+                return model.predict(data, params.model_dump(exclude_none=True))
+            finally:
+                model.exit()
+
+        try:
+            predictions = with_timeout(work)
+        except QueryError as exc:
+            raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
+        except MlflowException as exc:
+            raise ApiError(exc.message, 400, "bad_request") from None
     return jsonify({"predictions": predictions})
 
 

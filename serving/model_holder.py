@@ -1,7 +1,12 @@
-"""Load the served model once per worker, in the background, and say whether it is ready.
+"""The served model of one worker: loaded in the background, hot-swapped when its alias moves.
 
-An alias URI is resolved once to a pinned version (``models:/name/7``) so the version the
-server reports is exactly the one it loaded, even if the alias moves during the load.
+An alias URI (``models:/name@production``) is resolved to a pinned version
+(``models:/name/7``) so the version the server reports is exactly the one it loaded. A watcher
+thread polls the alias; when it points at a new version, that version is loaded, verified and
+warmed beside the old one, then swapped in with one reference assignment. Requests hold the
+model they started with, so in-flight requests finish on the old version, which is released
+when the last of them ends. A version that fails to load never replaces a working one: the
+failure is logged, counted and shown by ``/ready``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +27,11 @@ logger = logging.getLogger("serving")
 Predict = Callable[[Any, dict[str, Any] | None], list[dict[str, Any]]]
 
 
-@dataclass(frozen=True)
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
 class ServedModel:
     """A loaded model version: the pipeline for /v1/query, the pyfunc predict for /invocations."""
 
@@ -33,9 +43,10 @@ class ServedModel:
     version: str | None = None
     alias: str | None = None
     run_id: str | None = None
-    loaded_at: str = field(
-        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    )
+    loaded_at: str = field(default_factory=_now)
+    _in_flight: int = 0
+    _retired: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -46,6 +57,29 @@ class ServedModel:
             "uri": self.uri,
             "loaded_at": self.loaded_at,
         }
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            release = self._retired and self._in_flight == 0
+        if release:
+            self.release()
+
+    def retire(self) -> None:
+        """No new requests will use this version; release it once in-flight ones finish."""
+        with self._lock:
+            self._retired = True
+            release = self._in_flight == 0
+        if release:
+            self.release()
+
+    def release(self) -> None:
+        self.pipeline.index.close()
+        logger.info("released version %s", self.version)
 
 
 def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
@@ -75,15 +109,46 @@ def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
     )
 
 
-class ModelHolder:
-    """Holds the served model; loads it on a background thread so /health answers at once."""
+def resolve_version(uri: str) -> str | None:
+    """The version an alias URI points at now (None for URIs that cannot move)."""
+    from rag_model.packaging.registry import resolve_model_uri
 
-    def __init__(self, uri: str, torch_threads: int = 1, model: ServedModel | None = None):
+    if not uri.startswith("models:/") or "@" not in uri:
+        return None
+    ref = resolve_model_uri(uri)
+    return ref.version if ref else None
+
+
+class ModelHolder:
+    """Holds the served model; loads it in the background and follows its alias."""
+
+    def __init__(
+        self,
+        uri: str,
+        torch_threads: int = 1,
+        model: ServedModel | None = None,
+        poll_seconds: float = 10.0,
+        loader: Callable[[str, int], ServedModel] = load_served_model,
+        resolver: Callable[[str], str | None] = resolve_version,
+        on_event: Callable[[str, str | None, str | None], None] | None = None,
+    ) -> None:
         self.uri = uri
         self.torch_threads = torch_threads
         self.model = model
-        self.error: str | None = None
+        self.poll_seconds = poll_seconds
+        self.error: str | None = None  # why the first load failed, while nothing is served
+        self.last_failure: dict[str, Any] | None = None
+        self.last_check: dict[str, Any] | None = None
+        self.reloads = 0
+        self.reload_failures = 0
+        self._loader = loader
+        self._resolver = resolver
+        # (event, old version, new version): "loaded", "reload" or "reload_failure"
+        self._on_event = on_event or (lambda event, old, new: None)
+        self._failed_version: str | None = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._first_attempt = threading.Event()
 
     @property
     def state(self) -> str:
@@ -91,29 +156,118 @@ class ModelHolder:
             return "ready"
         return "failed" if self.error else "loading"
 
+    def details(self) -> dict[str, Any]:
+        """What /ready reports: state, served version, watcher checks and the last failure."""
+        return {
+            "state": self.state,
+            "model": self.model.describe() if self.model else None,
+            "error": self.error,
+            "watch": {
+                "uri": self.uri,
+                "poll_seconds": self.poll_seconds,
+                "last_check": self.last_check,
+                "reloads": self.reloads,
+                "reload_failures": self.reload_failures,
+                "last_failure": self.last_failure,
+            },
+        }
+
+    @contextmanager
+    def serving(self) -> Iterator[ServedModel | None]:
+        """The current model for one request; it is not released until the request ends."""
+        model = self.model
+        if model is None:
+            yield None
+            return
+        model.enter()
+        try:
+            yield model
+        finally:
+            model.exit()
+
     def start(self) -> None:
-        """Begin loading in the background (idempotent)."""
-        if self._thread is None and self.model is None:
-            self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        """Load (if no model was given) and then watch the alias, on a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
             self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+
     def wait(self, timeout: float | None = None) -> str:
-        """Block until loading ends (for tests and scripts); return the state."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Block until the first load attempt ends (for tests and scripts); return the state."""
+        self._first_attempt.wait(timeout)
         return self.state
 
-    def _load(self) -> None:
-        started = time.perf_counter()
+    def check_now(self) -> None:
+        """One watcher step: load the alias's version if it changed (also used by tests)."""
         try:
-            self.model = load_served_model(self.uri, self.torch_threads)
-        except Exception as exc:  # any failure must leave the worker up and say why
-            self.error = f"{type(exc).__name__}: {exc}"
-            logger.exception("failed to load %s", self.uri)
+            target = self._resolver(self.uri)
+        except Exception as exc:  # registry unreachable: keep serving, retry next poll
+            self.last_check = {"at": _now(), "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            logger.warning("cannot resolve %s: %s", self.uri, exc)
             return
+        self.last_check = {"at": _now(), "ok": True, "version": target}
+        current = self.model.version if self.model else None
+        if target is None or target == current or target == self._failed_version:
+            return
+        self._swap_to(target)
+
+    def _run(self) -> None:
+        if self.model is None:
+            self._initial_load()
+        self._first_attempt.set()
+        while not self._stop.wait(self.poll_seconds):
+            self.check_now()
+
+    def _initial_load(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.model = self._timed_load(self.uri)
+                self.error = None
+                self._on_event("loaded", None, self.model.version)
+                return
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                logger.exception("failed to load %s", self.uri)
+                self._first_attempt.set()
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, max(self.poll_seconds, 1.0))
+
+    def _swap_to(self, version: str) -> None:
+        name = self.uri[len("models:/") :].split("@", 1)[0]
+        try:
+            fresh = self._timed_load(f"models:/{name}/{version}")
+        except Exception as exc:
+            self.reload_failures += 1
+            self._failed_version = version
+            self.last_failure = {
+                "at": _now(),
+                "version": version,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+            self._on_event("reload_failure", self.model.version if self.model else None, version)
+            logger.exception(
+                "version %s failed to load; still serving %s",
+                version,
+                self.model.version if self.model else None,
+            )
+            return
+        fresh.uri, fresh.alias = self.uri, self.uri.split("@", 1)[1]
+        old, self.model = self.model, fresh  # the swap: one reference assignment
+        self._failed_version = None
+        self.reloads += 1
+        self._on_event("reload", old.version if old else None, version)
+        logger.info("now serving version %s (was %s)", version, old.version if old else None)
+        if old is not None:
+            old.retire()
+
+    def _timed_load(self, uri: str) -> ServedModel:
+        started = time.perf_counter()
+        model = self._loader(uri, self.torch_threads)
         logger.info(
-            "loaded %s (version %s) in %.1f s",
-            self.uri,
-            self.model.version,
-            time.perf_counter() - started,
+            "loaded %s (version %s) in %.1f s", uri, model.version, time.perf_counter() - started
         )
+        return model

@@ -35,7 +35,19 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_question_chars: int = 2_000
     max_k: int = 50
-    max_batch: int = 64  # rows per /invocations request
+    max_batch: int = 64  # questions per /v1/query/batch or rows per /invocations request
+    request_timeout: int = 30  # seconds before a request is answered 504
+    # hot swap: seconds between checks of the alias in RAG_MODEL_URI
+    poll_seconds: int = 10
+    # gunicorn threads per worker (1: sync workers; more: gthread)
+    threads: int = 1
+    # API keys: comma-separated, and/or a file with one key per line; none means no auth
+    api_keys: str = ""
+    api_keys_file: str = ""
+    # rate limit per API key (or client address without auth), e.g. "100/minute"; "" = none.
+    # Storage "memory://" counts per worker; "redis://host:6379" shares counts across replicas
+    rate_limit: str = ""
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -68,7 +68,10 @@ def log_rag_model(
     index = ChromaIndex.open(snapshot_dir)  # refuses to package a corrupted snapshot
     with tempfile.TemporaryDirectory(prefix="rag-model-log-") as staging:
         staging_dir = Path(staging)
-        artifacts = {ARTIFACT_INDEX: str(index.snapshot_dir)}
+        # staged under a fixed name so every version's layout is artifacts/index/...
+        index_dir = staging_dir / ARTIFACT_INDEX
+        shutil.copytree(index.snapshot_dir, index_dir)
+        artifacts = {ARTIFACT_INDEX: str(index_dir)}
         embedder_dir = copy_embedder_files(config.embedding, staging_dir / ARTIFACT_EMBEDDER)
         if embedder_dir is not None:
             write_manifest(embedder_dir, embedder=config.embedding.model)

@@ -67,6 +67,10 @@ def test_main_then_promote(tmp_path: Path) -> None:
     promote = mlflow_run(tmp_path, "promote", "model_name=demo", "version=candidate")
     assert promote.returncode == 0, promote.stderr[-3000:]
     assert "demo@production -> version 1: promoted" in promote.stdout
+    listing = mlflow_run(tmp_path, "history", "model_name=demo")
+    assert listing.returncode == 0, listing.stderr[-3000:]
+    assert "promoted           1     -" in listing.stdout
+    assert "@production now: version 1" in listing.stdout
     client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
     production = client.get_model_version_by_alias("demo", "production")
     params = client.get_run(production.run_id).data.params

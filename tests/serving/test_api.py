@@ -168,7 +168,7 @@ def test_invocations_params_filter_and_include_sources(client: FlaskClient) -> N
         ({"inputs": ["q"], "params": {"filter": "not json"}}, 422, "filter", "JSON object"),
         ({"dataframe_records": [{"q": "x"}]}, 422, "question", "needs a 'question' column"),
         ({"dataframe_records": [{"question": ""}]}, 422, "question", "must not be empty"),
-        ({"inputs": ["a", "b", "c", "d", "e"]}, 413, "inputs", "5 rows; the limit is 4"),
+        ({"inputs": ["a", "b", "c", "d", "e"]}, 413, "inputs", "5 questions; the limit is 4"),
     ],
 )
 def test_invocations_rejects_bad_input(

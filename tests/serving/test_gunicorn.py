@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import RegisteredModel, Server
+from tests.conftest import RegisteredModel, Server, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +90,154 @@ def test_bad_requests_get_json_errors_naming_the_field(server: Server) -> None:
     assert broken.status_code == 400
     assert broken.json()["error"]["code"] == "invalid_json"
     assert "Traceback" not in broken.text
+
+
+def test_openai_sdk_works_against_the_server(server: Server) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "Who was the duke in the battle of Hastings?"}]
+    completion = client.chat.completions.create(model="rag-model", messages=messages)
+    answer = completion.choices[0].message.content
+    assert "Hastings" in answer
+    stream = client.chat.completions.create(model="rag-model", messages=messages, stream=True)
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len(pieces) >= 3  # role chunk, the cited sentences, the final chunk
+    assert "".join(pieces) == answer
+
+
+def test_metrics_aggregate_all_workers_and_openapi_is_served(server: Server) -> None:
+    for _ in range(6):  # two workers: requests land on both
+        requests.post(f"{server.url}/v1/query", json={"question": "What is oxygen?"}, timeout=60)
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith('rag_requests_total{method="POST",route="/v1/query",status="200"}')
+    )
+    assert float(line.split()[-1]) >= 6
+    assert "rag_model_version_info" in text
+    spec = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    assert "/v1/chat/completions" in spec["paths"]
+
+
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="needs Debian's chromium (.ci/run installs it)"
+)
+def test_playground_answers_in_headless_chromium(server: Server, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            f"{server.url}/?q=Who%20was%20the%20duke%20in%20the%20battle%20of%20Hastings%3F",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    dom = done.stdout
+    assert 'data-state="answered"' in dom, done.stderr[-2000:]
+    assert "Hastings" in dom.split('id="answer">', 1)[1].split("</div>", 1)[0]
+    assert "Normans-020" in dom
+    assert "served by rag-model version 1" in dom
+
+
+def test_sigterm_lets_in_flight_requests_finish(minilm_model: RegisteredModel, tmp_path: Path):
+    running = Server(
+        {
+            "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
+            "RAG_MODEL_URI": "models:/rag-model@production",
+            "RAG_TEST_LOG": str(tmp_path / "server.log"),
+        },
+        workers=1,
+    )
+    try:
+        running.wait_ready()
+        questions = [f"What happened in the year {1000 + i}?" for i in range(64)]
+        outcome: dict[str, object] = {}
+
+        def slow_batch() -> None:
+            response = requests.post(
+                f"{running.url}/v1/query/batch", json={"questions": questions}, timeout=120
+            )
+            outcome["status"] = response.status_code
+            outcome["results"] = len(response.json()["results"])
+
+        thread = threading.Thread(target=slow_batch)
+        thread.start()
+        time.sleep(1.0)  # the batch (64 questions on MiniLM) is now in flight
+        running.process.send_signal(signal.SIGTERM)
+        thread.join(120)
+        assert outcome == {"status": 200, "results": 64}
+        assert running.process.wait(60) == 0
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{running.url}/health", timeout=5)
+    finally:
+        running.stop()
+
+
+def test_the_model_also_serves_under_mlflow_models_serve(
+    minilm_model: RegisteredModel, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
+        "MLFLOW_REGISTRY_URI": minilm_model.tracking_uri,
+    }
+    log = (tmp_path / "mlflow-serve.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/rag-model@production",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={
+                "dataframe_records": [{"question": "What is oxygen used for?"}],
+                "params": {"k": 2},
+            },
+            timeout=120,
+        )
+        assert response.status_code == 200, (tmp_path / "mlflow-serve.log").read_text()[-3000:]
+        (prediction,) = response.json()["predictions"]
+        assert prediction["sources"][0]["document_id"].startswith("Oxygen-")
+        assert len(prediction["sources"]) == 2
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -1,0 +1,100 @@
+"""``POST /v1/chat/completions``: OpenAI-compatible chat over the RAG model, streaming with SSE.
+
+The last user message is the question; ``model`` must name the served registered model. With
+``stream: true`` the answer is sent as ``chat.completion.chunk`` server-sent events ending in
+``data: [DONE]``, so the OpenAI SDKs work against this server unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, stream_with_context
+
+from serving.api import answer_questions, check_k, check_question, json_body, served
+from serving.errors import ApiError
+from serving.schemas import ChatCompletionRequest, ChatCompletionResponse, ChatMessage, validate
+
+chat = Blueprint("chat", __name__)
+
+# stream one cited sentence at a time: "Sentence. [1]" pieces
+_PIECE_END = re.compile(r"(?<=\])\s+")
+
+
+def last_user_message(messages: list[ChatMessage]) -> str:
+    """The text of the last ``user`` message (string content or text parts)."""
+    for message in reversed(messages):
+        if message.role != "user":
+            continue
+        if isinstance(message.content, str):
+            return message.content
+        parts = [p.get("text", "") for p in message.content or [] if p.get("type") == "text"]
+        return " ".join(part for part in parts if isinstance(part, str))
+    raise ApiError("messages must contain a user message", 422, "invalid_request", "messages")
+
+
+@chat.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    """Answer the last user message; ``stream: true`` answers with server-sent events."""
+    body = validate(ChatCompletionRequest, json_body())
+    question = check_question(last_user_message(body.messages), "messages")
+    k = check_k(body.k)
+    with served() as model:
+        if model.name and body.model not in (model.name, f"{model.name}@{model.alias}"):
+            raise ApiError(
+                f"model {body.model!r} is not served here; this server serves {model.name!r}",
+                404,
+                "model_not_found",
+                "model",
+            )
+        (answer,) = answer_questions(model, [question], k, body.filter)
+        name = model.name or body.model
+    sources = answer.to_dict()["sources"]
+    completion_id = f"chatcmpl-{g.request_id}"
+    created = int(time.time())
+    if not body.stream:
+        response = ChatCompletionResponse(
+            id=completion_id,
+            object="chat.completion",
+            created=created,
+            model=name,
+            choices=[
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.answer},
+                    "finish_reason": "stop",
+                }
+            ],
+            usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            sources=sources,
+        )
+        return jsonify(response.model_dump())
+
+    def events() -> Iterator[str]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            data = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        pieces = _PIECE_END.split(answer.answer)
+        for number, piece in enumerate(pieces):
+            yield chunk({"content": piece + (" " if number < len(pieces) - 1 else "")})
+        yield chunk({}, "stop", sources=sources)
+        yield "data: [DONE]\n\n"
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

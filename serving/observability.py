@@ -1,0 +1,127 @@
+"""Request ids, JSON access logs and Prometheus metrics (multi-process safe under gunicorn).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``serving/gunicorn.conf.py`` sets it before forking),
+every worker writes its samples there and ``/metrics`` aggregates all of them; without it
+(tests, the Flask dev server) the process's own registry is served.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from serving.model_holder import ModelHolder
+
+access_log = logging.getLogger("serving.access")
+
+REQUESTS = Counter("rag_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram(
+    "rag_request_duration_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MODEL_VERSION = Gauge(
+    "rag_model_version_info",
+    "1 for the served model version",
+    ["version"],
+    multiprocess_mode="livemax",
+)
+RELOADS = Counter("rag_model_reloads_total", "hot swaps to a new model version")
+RELOAD_FAILURES = Counter("rag_model_reload_failures_total", "new versions that failed to load")
+CACHE_HITS = Counter("rag_embedding_cache_hits_total", "query-time embeddings found in the cache")
+CACHE_MISSES = Counter("rag_embedding_cache_misses_total", "query-time embeddings computed")
+
+
+def on_model_event(event: str, old: str | None, new: str | None) -> None:
+    """Record a watcher event: ``loaded``, ``reload`` or ``reload_failure``."""
+    if event == "reload_failure":
+        RELOAD_FAILURES.inc()
+        return
+    if event == "reload":
+        RELOADS.inc()
+    if old:
+        MODEL_VERSION.labels(old).set(0)
+    if new:
+        MODEL_VERSION.labels(new).set(1)
+
+
+def init_observability(app: Flask, holder: ModelHolder) -> None:
+    """Request ids on every response, a JSON access-log line and metrics per request."""
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = request.headers.get("X-Request-ID", "")[:200] or uuid.uuid4().hex
+        g.started = time.perf_counter()
+        g.cache = _cache_counts(holder)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        version = g.get("model_version") or (holder.model.version if holder.model else None)
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if version:
+            response.headers["X-Model-Version"] = version
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        _count_cache(holder, g.get("cache"))
+        access_log.info(
+            json.dumps(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "latency_ms": round(elapsed * 1000, 3),
+                    "model_version": version,
+                    "remote": request.remote_addr,
+                }
+            )
+        )
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics, aggregated over every gunicorn worker."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            data = generate_latest(registry)
+        else:
+            data = generate_latest()
+        return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _cache_counts(holder: ModelHolder) -> tuple[int, int] | None:
+    embedder = holder.model.pipeline.embedder if holder.model else None
+    if embedder is None or not hasattr(embedder, "hits"):
+        return None
+    return embedder.hits, embedder.misses
+
+
+def _count_cache(holder: ModelHolder, before: tuple[int, int] | None) -> None:
+    after = _cache_counts(holder)
+    if before is None or after is None:
+        return
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    if hits > 0:
+        CACHE_HITS.inc(hits)
+    if misses > 0:
+        CACHE_MISSES.inc(misses)

@@ -190,12 +190,16 @@ def test_the_model_also_serves_under_mlflow_models_serve(
     minilm_model: RegisteredModel, tmp_path: Path
 ) -> None:
     port = free_port()
+    # mlflow models serve execs `uvicorn` from PATH: the venv's bin must be on it even when
+    # the venv is not activated (CI runs the tests with .venv/bin/python directly)
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
         "MLFLOW_REGISTRY_URI": minilm_model.tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    log = (tmp_path / "mlflow-serve.log").open("wb")
+    serve_log = tmp_path / "mlflow-serve.log"
+    log = serve_log.open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -225,6 +229,8 @@ def test_the_model_also_serves_under_mlflow_models_serve(
                 if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
+                if process.poll() is not None:
+                    pytest.fail(f"mlflow models serve exited: {serve_log.read_text()[-3000:]}")
                 time.sleep(0.5)
         response = requests.post(
             f"http://127.0.0.1:{port}/invocations",

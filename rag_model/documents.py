@@ -39,6 +39,8 @@ class RetrievedChunk:
     text: str
     score: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # why it ranked: "dense" similarity, "lexical" BM25 score, "fused" score (hybrid)
+    scores: Mapping[str, float] = field(default_factory=dict)
 
 
 def chunk_id(document_id: str, start: int, text: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ from rag_model.embedders import Embedder
 
 NO_ANSWER = "I could not find an answer in the indexed documents."
 # a sentence ends at . ! or ? followed by space and something that can start a sentence
+_PIECE_END = re.compile(r"(?<=\])\s+")  # after a citation marker: "Sentence. [1] Next..."
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
@@ -28,6 +29,7 @@ class Generation:
 
     text: str
     citations: list[str] = field(default_factory=list)
+    confidence: float | None = None  # extractive: best sentence similarity to the question
 
 
 class Generator(ABC):
@@ -36,6 +38,13 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
         """Answer ``question`` from ``contexts``; cite with ``[n]``, n = 1-based context rank."""
+
+    def stream(self, question: str, contexts: Sequence[RetrievedChunk]) -> Iterator[str]:
+        """The answer as pieces of text (here: one cited sentence at a time)."""
+        text = self.generate(question, contexts).text
+        pieces = _PIECE_END.split(text)
+        for number, piece in enumerate(pieces):
+            yield piece + (" " if number < len(pieces) - 1 else "")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -76,7 +85,7 @@ class ExtractiveGenerator(Generator):
         chosen = sorted((candidates[i] for i in best), key=lambda c: (c[0], c[1]))
         cited = list(dict.fromkeys(contexts[rank].id for rank, _, _ in chosen))
         text = " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in chosen)
-        return Generation(text, cited)
+        return Generation(text, cited, confidence=round(float(similarity[best[0]]), 6))
 
 
 class EchoGenerator(Generator):
@@ -94,4 +103,8 @@ def make_generator(config: GenerationConfig, embedder: Embedder) -> Generator:
     """The generator ``config`` names."""
     if config.generator == "echo":
         return EchoGenerator()
+    if config.generator == "openai":
+        from rag_model.llm import OpenAIGenerator
+
+        return OpenAIGenerator(config)
     return ExtractiveGenerator(embedder, max_sentences=config.max_sentences)

@@ -25,6 +25,7 @@ import numpy as np
 from rag_model.config import IndexConfig
 from rag_model.documents import Chunk, RetrievedChunk
 from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
+from rag_model.lexical import BM25_DIR, Bm25Index
 from rag_model.manifest import MANIFEST_NAME, verify_manifest, write_manifest
 
 COLLECTION_NAME = "rag_chunks"
@@ -88,6 +89,9 @@ def build_index(
             )
     finally:
         client.close()  # flushes and releases sqlite before the files are hashed
+    # BM25 is cheap to build, so every snapshot has it and the mode can change without
+    # re-embedding (sweeps over retrieval.mode reuse one snapshot)
+    Bm25Index.build(chunks, snapshot / BM25_DIR)
     return write_manifest(
         snapshot,
         chunk_count=len(chunks),
@@ -211,6 +215,31 @@ class ChromaIndex:
                 strict=True,
             )
         ]
+
+    def get(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{id: (text, metadata)}`` for chunks found by another retriever (BM25)."""
+        if not ids:
+            return {}
+        self.warm_up()
+        found = self._collection.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            identifier: (text or "", metadata or {})
+            for identifier, text, metadata in zip(
+                found["ids"], found["documents"], found["metadatas"], strict=True
+            )
+        }
+
+    def ids_matching(self, where: Mapping[str, Any]) -> set[str]:
+        """Ids of the chunks whose metadata match ``where`` (to filter BM25 results)."""
+        self.warm_up()
+        try:
+            return set(self._collection.get(where=dict(where), include=[])["ids"])
+        except ValueError as exc:
+            raise QueryError(f"invalid filter: {exc}", field="filter") from None
+
+    def lexical(self) -> Bm25Index:
+        """The snapshot's BM25 index (covered by the verified manifest)."""
+        return Bm25Index.open(self.snapshot_dir / BM25_DIR)
 
     def close(self) -> None:
         """Release the Chroma client and delete the private copy."""

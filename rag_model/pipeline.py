@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
 from rag_model.errors import IntegrityError, QueryError
 from rag_model.generators import Generator, make_generator
 from rag_model.index import ChromaIndex
+from rag_model.retrieval import Retriever
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,13 @@ class Answer:
     sources: list[RetrievedChunk]
     citations: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
 
     def to_dict(self, include_sources: bool = True) -> dict[str, Any]:
         """JSON-ready form: answer, citations, sources (id, document_id, text, score, metadata)."""
         data: dict[str, Any] = {"answer": self.answer, "citations": list(self.citations)}
+        if self.confidence is not None:
+            data["confidence"] = self.confidence
         if include_sources:
             data["sources"] = [
                 {
@@ -36,6 +40,7 @@ class Answer:
                     "document_id": s.document_id,
                     "text": s.text,
                     "score": round(s.score, 6),
+                    "scores": {name: round(v, 6) for name, v in s.scores.items()},
                     "metadata": dict(s.metadata),
                 }
                 for s in self.sources
@@ -65,6 +70,8 @@ class RagPipeline:
         self.index = index
         self.embedder = embedder
         self.generator = generator
+        lexical = index.lexical() if config.retrieval.mode != "dense" else None
+        self.retriever = Retriever(config.retrieval, index, lexical)
 
     @classmethod
     def from_snapshot(
@@ -93,8 +100,8 @@ class RagPipeline:
     ) -> list[RetrievedChunk]:
         """The ``k`` chunks most similar to ``question`` (default k from the config)."""
         question, k = self._check(question, k, where)
-        vector = self.embedder.embed([question])[0]
-        return self.index.query(vector, k, where)
+        vector = self.embedder.embed([question])[0] if self.retriever.needs_vector else None
+        return self.retriever.retrieve(question, vector, k, where)
 
     def answer(
         self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
@@ -106,9 +113,9 @@ class RagPipeline:
         """
         question, k = self._check(question, k, where)
         started = time.perf_counter()
-        vector = self.embedder.embed([question])[0]
+        vector = self.embedder.embed([question])[0] if self.retriever.needs_vector else None
         embedded = time.perf_counter()
-        sources = self.index.query(vector, k, where)
+        sources = self.retriever.retrieve(question, vector, k, where)
         retrieved = time.perf_counter()
         generation = self.generator.generate(question, sources)
         done = time.perf_counter()
@@ -117,6 +124,7 @@ class RagPipeline:
             answer=generation.text,
             sources=sources,
             citations=generation.citations,
+            confidence=generation.confidence,
             timings={
                 "embed_ms": (embedded - started) * 1000,
                 "retrieve_ms": (retrieved - embedded) * 1000,
@@ -124,6 +132,16 @@ class RagPipeline:
                 "total_ms": (done - started) * 1000,
             },
         )
+
+    def answer_stream(
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+    ) -> tuple[list[RetrievedChunk], Iterator[str]]:
+        """Retrieve now; return the sources and an iterator over the answer's text pieces.
+
+        With the openai generator the pieces arrive as the model produces them.
+        """
+        sources = self.retrieve(question, k, where)
+        return sources, self.generator.stream(question.strip(), sources)
 
     def _check(self, question: Any, k: Any, where: Any) -> tuple[str, int]:
         if not isinstance(question, str) or not question.strip():

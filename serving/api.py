@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from rag_model.errors import QueryError
+from rag_model.errors import GenerationError, QueryError
 from rag_model.packaging.schema import QUESTION_COLUMN
 from rag_model.pipeline import Answer
 from serving.errors import ApiError
@@ -149,6 +149,8 @@ def answer_questions(
         return with_timeout(work)
     except QueryError as exc:
         raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
+    except GenerationError as exc:  # the LLM behind the generator failed, not this server
+        raise ApiError(str(exc), 502, "generation_failed") from None
 
 
 def model_ref(model: ServedModel) -> dict[str, Any]:

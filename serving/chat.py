@@ -8,21 +8,18 @@ The last user message is the question; ``model`` must name the served registered
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 
+from rag_model.errors import GenerationError, QueryError
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
 from serving.schemas import ChatCompletionRequest, ChatCompletionResponse, ChatMessage, validate
 
 chat = Blueprint("chat", __name__)
-
-# stream one cited sentence at a time: "Sentence. [1]" pieces
-_PIECE_END = re.compile(r"(?<=\])\s+")
 
 
 def last_user_message(messages: list[ChatMessage]) -> str:
@@ -51,9 +48,9 @@ def chat_completions() -> Response:
                 "model_not_found",
                 "model",
             )
-        (answer,) = answer_questions(model, [question], k, body.filter)
         name = model.name or body.model
-    sources = answer.to_dict()["sources"]
+        if not body.stream:
+            (answer,) = answer_questions(model, [question], k, body.filter)
     completion_id = f"chatcmpl-{g.request_id}"
     created = int(time.time())
     if not body.stream:
@@ -70,9 +67,30 @@ def chat_completions() -> Response:
                 }
             ],
             usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            sources=sources,
+            sources=answer.to_dict()["sources"],
         )
         return jsonify(response.model_dump())
+
+    model.enter()  # held until the stream ends, even if the alias moves meanwhile
+    try:
+        sources, pieces = model.pipeline.answer_stream(question, k=k, where=body.filter)
+    except QueryError as exc:
+        model.exit()
+        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
+    except BaseException:
+        model.exit()
+        raise
+    source_rows = [
+        {
+            "id": s.id,
+            "document_id": s.document_id,
+            "text": s.text,
+            "score": s.score,
+            "scores": dict(s.scores),
+            "metadata": dict(s.metadata),
+        }
+        for s in sources
+    ]
 
     def events() -> Iterator[str]:
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -86,11 +104,16 @@ def chat_completions() -> Response:
             }
             return f"data: {json.dumps(data)}\n\n"
 
-        yield chunk({"role": "assistant", "content": ""})
-        pieces = _PIECE_END.split(answer.answer)
-        for number, piece in enumerate(pieces):
-            yield chunk({"content": piece + (" " if number < len(pieces) - 1 else "")})
-        yield chunk({}, "stop", sources=sources)
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in pieces:
+                yield chunk({"content": piece})
+            yield chunk({}, "stop", sources=source_rows)
+        except GenerationError as exc:  # headers are sent: report in the stream, as OpenAI does
+            error = {"error": {"code": "generation_failed", "message": str(exc)}}
+            yield f"data: {json.dumps(error)}\n\n"
+        finally:
+            model.exit()
         yield "data: [DONE]\n\n"
 
     return Response(

@@ -60,6 +60,9 @@ class Source(BaseModel):
     document_id: str
     text: str
     score: float
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="per retriever: dense, lexical, fused"
+    )
     metadata: dict[str, Any]
 
 
@@ -71,6 +74,7 @@ class ModelRef(BaseModel):
 
 class QueryResult(BaseModel):
     answer: str
+    confidence: float | None = Field(None, description="extractive: best sentence similarity")
     citations: list[str] = Field(description="ids of the cited sources; [n] is sources[n-1]")
     sources: list[Source] | None = None
     timings: dict[str, float]

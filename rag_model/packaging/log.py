@@ -31,6 +31,8 @@ RUNTIME_DISTRIBUTIONS = (
     "numpy",
     "pandas",
     "langchain-text-splitters",
+    "bm25s",
+    "PyStemmer",
     "PyYAML",
 )
 

@@ -23,6 +23,7 @@ SOURCE_TYPE = Object(
         Property("text", "string"),
         Property("score", "double"),
         Property("metadata", "string"),
+        Property("scores", "string", required=False),  # JSON: dense / lexical / fused
     ]
 )
 
@@ -77,6 +78,7 @@ def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:
                 "text": s.text,
                 "score": float(s.score),
                 "metadata": json.dumps(dict(s.metadata), sort_keys=True),
+                "scores": json.dumps(dict(s.scores), sort_keys=True),
             }
             for s in answer.sources
         ]

@@ -24,6 +24,7 @@ def test_defaults() -> None:
     assert (config.index.hnsw_m, config.index.hnsw_construction_ef) == (16, 100)
     assert config.index.hnsw_search_ef == 100
     assert config.retrieval.k == 4
+    assert (config.retrieval.mode, config.retrieval.fusion) == ("hybrid", "weighted")
     assert config.generation.generator == "extractive"
     assert config.generation.max_sentences == 2
 
@@ -145,7 +146,15 @@ def test_to_dict_from_dict_round_trip() -> None:
 
     assert RagConfig.from_dict(data) == config
     assert RagConfig.from_dict(json.loads(json.dumps(data))) == config  # JSON-compatible
-    assert data["retrieval"] == {"k": 6}
+    assert data["retrieval"] == {
+        "mode": "hybrid",
+        "k": 6,
+        "fetch_k": 20,
+        "fusion": "weighted",
+        "rrf_k": 60,
+        "dense_weight": 0.5,
+        "score_threshold": None,
+    }
 
 
 def test_flatten_gives_dotted_keys() -> None:
@@ -165,9 +174,23 @@ def test_flatten_gives_dotted_keys() -> None:
         "index.hnsw_m",
         "index.hnsw_construction_ef",
         "index.hnsw_search_ef",
+        "retrieval.mode",
         "retrieval.k",
+        "retrieval.fetch_k",
+        "retrieval.fusion",
+        "retrieval.rrf_k",
+        "retrieval.dense_weight",
+        "retrieval.score_threshold",
         "generation.generator",
         "generation.max_sentences",
+        "generation.model",
+        "generation.base_url",
+        "generation.api_key_env",
+        "generation.temperature",
+        "generation.max_tokens",
+        "generation.timeout_seconds",
+        "generation.max_retries",
+        "generation.prompt_template",
     }
 
 

@@ -88,7 +88,8 @@ def test_build_index_writes_a_manifest_of_the_snapshot(built: tuple[Path, dict])
     assert manifest["corpus_fingerprint"] == "f" * 64
     assert manifest["space"] == "cosine"
     assert "chroma/chroma.sqlite3" in manifest["files"]
-    assert all(name.startswith(f"{CHROMA_DIR}/") for name in manifest["files"])
+    assert all(name.startswith((f"{CHROMA_DIR}/", "bm25/")) for name in manifest["files"])
+    assert "bm25/chunk_ids.json" in manifest["files"]  # every snapshot carries BM25 too
     assert verify_manifest(folder) == manifest
 
 

@@ -146,7 +146,7 @@ def test_answer_to_dict(pipeline: RagPipeline) -> None:
     assert short["citations"] == [answer.sources[0].id]
     assert set(short["timings"]) == {"embed_ms", "retrieve_ms", "generate_ms", "total_ms"}
     first = full["sources"][0]
-    assert set(first) == {"id", "document_id", "text", "score", "metadata"}
+    assert set(first) == {"id", "document_id", "text", "score", "scores", "metadata"}
     assert first["document_id"] == "history/bridge.txt"
     assert first["metadata"]["source"] == "history/bridge.txt"
     assert first["score"] == round(answer.sources[0].score, 6)

@@ -40,7 +40,9 @@ def test_query_returns_answer_sources_model_and_timings(client: FlaskClient) -> 
     assert body["answer"].endswith("[1]")
     assert len(body["sources"]) == 3
     first = body["sources"][0]
-    assert set(first) == {"id", "document_id", "text", "score", "metadata"}
+    assert set(first) == {"id", "document_id", "text", "score", "scores", "metadata"}
+    assert first["scores"]["fused"] == first["score"]  # hybrid by default: why it ranked
+    assert set(first["scores"]) <= {"dense", "lexical", "fused"}
     assert body["citations"] == [first["id"]]
     assert first["metadata"]["document_id"] == first["document_id"]
     assert body["model"] == {"name": "fake", "version": "3", "run_id": "run123"}

@@ -119,8 +119,10 @@ def test_hot_swap_under_load_and_refusal_of_a_corrupted_version(tmp_path: Path) 
             load.stop()
         server.stop()
     outcomes = load.outcomes
-    print(f"\nhot swap under load: {len(outcomes)} requests, versions "
-          f"{sorted({h for _, h, _ in outcomes})}, failed {sum(o[0] != 200 for o in outcomes)}")
+    print(
+        f"\nhot swap under load: {len(outcomes)} requests, versions "
+        f"{sorted({h for _, h, _ in outcomes})}, failed {sum(o[0] != 200 for o in outcomes)}"
+    )
     assert len(outcomes) > 100
     failed = [outcome for outcome in outcomes if outcome[0] != 200]
     assert failed == []

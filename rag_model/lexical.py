@@ -1,0 +1,92 @@
+"""Lexical retrieval: a BM25 index (bm25s, English stopwords + Snowball stemmer) in the snapshot.
+
+The index lives in ``<snapshot>/bm25/`` beside Chroma's folder, so the snapshot's manifest
+covers it like every other file. It is read-only at query time (no private copy is needed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag_model.documents import Chunk
+from rag_model.errors import IndexNotFoundError
+
+BM25_DIR = "bm25"
+IDS_FILE = "chunk_ids.json"
+
+
+def _tokenize(texts: list[str]):  # noqa: ANN202 - bm25s.tokenization.Tokenized
+    import bm25s
+    import Stemmer
+
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
+    )
+
+
+class Bm25Index:
+    """BM25 over chunk texts; ``query`` returns (chunk id, score) pairs, best first.
+
+    Example:
+        >>> Bm25Index.build(chunks, snapshot / "bm25")
+        >>> Bm25Index.open(snapshot / "bm25").query("norman conquest", k=5)
+        [('3140cde6...', 7.21), ...]
+    """
+
+    def __init__(self, retriever: object, ids: list[str]) -> None:
+        self._retriever = retriever
+        self.ids = ids
+        self._position = {identifier: i for i, identifier in enumerate(ids)}
+
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk], folder: Path) -> None:
+        """Index ``chunks`` and save the index into ``folder`` (created)."""
+        import bm25s
+
+        retriever = bm25s.BM25()
+        retriever.index(_tokenize([chunk.text for chunk in chunks]), show_progress=False)
+        folder.mkdir(parents=True, exist_ok=True)
+        retriever.save(str(folder), show_progress=False)
+        (folder / IDS_FILE).write_text(json.dumps([chunk.id for chunk in chunks]))
+
+    @classmethod
+    def open(cls, folder: Path) -> Bm25Index:
+        """Load a saved index (verify the snapshot's manifest first: this trusts the files)."""
+        import bm25s
+
+        if not (folder / IDS_FILE).is_file():
+            raise IndexNotFoundError(
+                f"no BM25 index in {folder}; rebuild the snapshot with retrieval.mode "
+                "'bm25' or 'hybrid'"
+            )
+        ids = json.loads((folder / IDS_FILE).read_text())
+        return cls(bm25s.BM25.load(str(folder)), ids)
+
+    def query(
+        self, text: str, k: int, allowed_ids: set[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best chunks for ``text``; ``allowed_ids`` restricts them (filters)."""
+        mask = None
+        if allowed_ids is not None:
+            mask = np.zeros(len(self.ids), dtype=np.float32)
+            for identifier in allowed_ids:
+                if identifier in self._position:
+                    mask[self._position[identifier]] = 1.0
+            if not mask.any():
+                return []
+        tokens = _tokenize([text])
+        if not tokens.vocab:
+            return []  # only stopwords or punctuation: nothing to match
+        k = min(k, len(self.ids))
+        documents, scores = self._retriever.retrieve(
+            tokens, k=k, show_progress=False, weight_mask=mask
+        )
+        return [
+            (self.ids[int(doc)], float(score))
+            for doc, score in zip(documents[0], scores[0], strict=True)
+            if score > 0
+        ]

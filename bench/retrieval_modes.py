@@ -42,12 +42,15 @@ def main(k: int) -> None:
             pipeline = RagPipeline.from_snapshot(config, built.snapshot_dir)
             pipeline.warm_up()
             started = time.perf_counter()
-            retrieved = [[c.document_id for c in pipeline.retrieve(e.question, k=k)]
-                         for e in examples]
+            retrieved = [
+                [c.document_id for c in pipeline.retrieve(e.question, k=k)] for e in examples
+            ]
             elapsed = (time.perf_counter() - started) * 1000 / len(examples)
             relevant = [e.relevant_ids for e in examples]
-            print(f"| {label} | {hit_rate(retrieved, relevant).score:.4f} | "
-                  f"{reciprocal_rank(retrieved, relevant).score:.4f} | {elapsed:.1f} |")
+            print(
+                f"| {label} | {hit_rate(retrieved, relevant).score:.4f} | "
+                f"{reciprocal_rank(retrieved, relevant).score:.4f} | {elapsed:.1f} |"
+            )
 
 
 if __name__ == "__main__":

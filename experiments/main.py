@@ -70,8 +70,7 @@ def run_main(
                         "index_bytes": built.index_bytes,
                     }
                 )
-                if built.skipped:
-                    mlflow.log_dict({"skipped": built.skipped}, "ingestion/skipped.json")
+                mlflow.log_dict(built.ingestion_report, "ingestion/report.json")
                 info = log_rag_model(config, built.snapshot_dir)
 
             model = mlflow.pyfunc.load_model(info.model_uri)  # evaluate what will be served

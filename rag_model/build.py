@@ -26,6 +26,7 @@ class BuildResult:
     chunk_count: int
     skipped: list[tuple[str, str]]
     seconds: dict[str, float]
+    ingestion_report: dict[str, Any]
 
     @property
     def index_bytes(self) -> int:
@@ -48,11 +49,11 @@ def build_snapshot(
     check_snapshot_target(Path(snapshot_dir))  # before minutes of embedding, not after
     started = time.perf_counter()
     corpus = load_documents(data_path)
-    chunks = chunk_documents(corpus.documents, config.chunking)
+    embedder = embedder or make_embedder(config.embedding)
+    chunks = chunk_documents(corpus.documents, config.chunking, embedder.token_counter())
     if not chunks:
         raise IngestionError(f"the documents under {data_path} produced no chunks")
     chunked = time.perf_counter()
-    embedder = embedder or make_embedder(config.embedding)
     vectors = embedder.embed(
         [chunk.text for chunk in chunks], batch_size=config.embedding.batch_size, progress=progress
     )
@@ -72,6 +73,7 @@ def build_snapshot(
         document_count=len(corpus.documents),
         chunk_count=len(chunks),
         skipped=corpus.skipped,
+        ingestion_report=corpus.report(),
         seconds={
             "ingest_chunk_seconds": chunked - started,
             "embed_seconds": embedded - chunked,

@@ -18,6 +18,7 @@ from rag_model.errors import ConfigError
 from rag_model.prompts import DEFAULT_TEMPLATE, TEMPLATE_FIELDS, template_fields
 
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_MAX_TOKENS = 256  # the model's max_seq_length: longer inputs are truncated
 HASH_MODEL_ID = "hash-embedder"  # deterministic fake, for tests and --fake smoke runs
 EMBEDDING_MODELS = (MINILM_MODEL_ID, HASH_MODEL_ID)
 
@@ -28,11 +29,16 @@ class _Section(BaseModel):
 
 
 class ChunkingConfig(_Section):
-    """How documents are split into chunks (LangChain's recursive character splitter)."""
+    """How documents are split into chunks.
 
-    strategy: Literal["recursive"] = "recursive"
-    chunk_size: int = Field(800, gt=0, description="maximum characters per chunk")
-    chunk_overlap: int = Field(100, ge=0, description="characters shared by neighbouring chunks")
+    ``recursive``: LangChain's recursive character splitter, sizes in characters. ``token``:
+    the same splitter measuring in the embedder's own tokens. ``sentence``: LlamaIndex's
+    sentence splitter, sizes in the embedder's tokens.
+    """
+
+    strategy: Literal["recursive", "token", "sentence"] = "recursive"
+    chunk_size: int = Field(800, gt=0, description="maximum characters (or tokens) per chunk")
+    chunk_overlap: int = Field(100, ge=0, description="shared by neighbouring chunks")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingConfig:
@@ -146,6 +152,17 @@ class RagConfig(_Section):
     index: IndexConfig = IndexConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     generation: GenerationConfig = GenerationConfig()
+
+    @model_validator(mode="after")
+    def _chunks_fit_the_encoder(self) -> RagConfig:
+        window = MINILM_MAX_TOKENS if self.embedding.model == MINILM_MODEL_ID else None
+        if window and self.chunking.strategy != "recursive" and self.chunking.chunk_size > window:
+            # the encoder would silently drop the end of every longer chunk
+            raise ValueError(
+                f"chunking.chunk_size {self.chunking.chunk_size} tokens is over "
+                f"{self.embedding.model}'s {window}-token window; use at most {window}"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RagConfig:

@@ -8,7 +8,7 @@ import shutil
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,10 @@ class Embedder(ABC):
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook, most fakes need nothing
         """Load heavy resources; called once per process before the first batch."""
+
+    def token_counter(self) -> Callable[[str], int]:
+        """Counts tokens as this embedder sees them (here: words), for token-sized chunks."""
+        return lambda text: len(re.findall(r"\w+", text))
 
     def embed(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
@@ -126,6 +130,15 @@ class SentenceTransformerEmbedder(Embedder):
         if self.threads:
             torch.set_num_threads(self.threads)
         self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+
+    def token_counter(self) -> Callable[[str], int]:
+        """Word pieces of the model's own tokenizer (tokenizer.json; no transformers import)."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()  # tokenizer.json pads to 128: count real pieces only
+        return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()

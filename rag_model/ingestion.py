@@ -1,7 +1,9 @@
-"""Read documents from a folder of .txt/.md files or from a JSONL file.
+"""Read documents from a folder (.txt, .md, .html, .pdf, .jsonl) or from one such file.
 
-Nothing is dropped silently: files of other types are listed as skipped, and a file that cannot
-be read (bad encoding, no permission, malformed JSONL line) stops ingestion with its name.
+JSONL lines are ``{"id", "text", "metadata"?}``; BEIR corpora (``{"_id", "title", "text"}``)
+are read the same way. Nothing is dropped silently: other file types and empty files are listed
+as skipped with the reason, and a file that cannot be read (bad encoding, binary junk, too
+large, malformed line, broken PDF) stops ingestion with every such file named.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag_model.documents import Document, MetadataValue
 from rag_model.errors import IngestionError
+from rag_model.readers import read_text, reader_for
 
-TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl",)
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".jsonl")
+MAX_FILE_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,18 @@ class Corpus:
 
     documents: list[Document]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)  # documents read per file type
+
+    def report(self) -> dict[str, Any]:
+        """The ingestion report logged with a run: counts, and each skipped file and why."""
+        return {
+            "documents": len(self.documents),
+            "documents_per_file_type": self.files,
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+        }
 
 
-def load_documents(path: str | Path) -> Corpus:
+def load_documents(path: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> Corpus:
     """Read every supported document under ``path`` (a folder, a .jsonl, .txt or .md file).
 
     Raises:
@@ -42,6 +55,7 @@ def load_documents(path: str | Path) -> Corpus:
     documents: list[Document] = []
     skipped: list[tuple[str, str]] = []
     failures: list[str] = []
+    per_type: dict[str, int] = {}
     for file in files:
         relative = file.relative_to(base).as_posix()
         suffix = file.suffix.lower()
@@ -51,20 +65,28 @@ def load_documents(path: str | Path) -> Corpus:
         if suffix not in SUPPORTED_SUFFIXES:
             skipped.append((relative, f"unsupported type {suffix or '(none)'}"))
             continue
+        size = file.stat().st_size
+        if size > max_file_bytes:
+            failures.append(
+                f"{relative}: {size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.0f} MB "
+                "limit per file; split it"
+            )
+            continue
         try:
             if suffix in JSONL_SUFFIXES:
-                records = _read_jsonl(file, relative)
-                if not records:
-                    skipped.append((relative, "no records"))
-                documents.extend(records)
+                found = _read_jsonl(file, relative)
             else:
-                document = _read_text_file(file, relative)
-                if document is None:
-                    skipped.append((relative, "empty file"))
-                else:
-                    documents.append(document)
+                reader = reader_for(suffix)
+                assert reader is not None
+                found = reader(file, relative)
         except IngestionError as exc:
             failures.append(str(exc))
+            continue
+        if not found:
+            skipped.append((relative, "no records" if suffix in JSONL_SUFFIXES else "no text"))
+            continue
+        documents.extend(found)
+        per_type[suffix] = per_type.get(suffix, 0) + len(found)
 
     if failures:
         raise IngestionError(
@@ -77,33 +99,12 @@ def load_documents(path: str | Path) -> Corpus:
             f"no documents found in {root}: expected {', '.join(SUPPORTED_SUFFIXES)} files"
             + (f" ({len(skipped)} other file(s) skipped)" if skipped else "")
         )
-    return Corpus(documents=documents, skipped=skipped)
-
-
-def _read_text(file: Path, relative: str) -> str:
-    try:
-        return file.read_text(encoding="utf-8-sig")  # a leading BOM is not text
-    except UnicodeDecodeError as exc:
-        raise IngestionError(f"{relative}: not valid UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise IngestionError(f"{relative}: {exc.strerror or exc}") from None
-
-
-def _read_text_file(file: Path, relative: str) -> Document | None:
-    text = _read_text(file, relative)
-    if not text.strip():
-        return None
-    title = file.stem
-    for line in text.splitlines():
-        if line.startswith("# "):
-            title = line[2:].strip()
-            break
-    return Document(id=relative, text=text, metadata={"source": relative, "title": title})
+    return Corpus(documents=documents, skipped=skipped, files=per_type)
 
 
 def _read_jsonl(file: Path, relative: str) -> list[Document]:
     documents = []
-    for number, line in enumerate(_read_text(file, relative).splitlines(), start=1):
+    for number, line in enumerate(read_text(file, relative).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{relative} line {number}"
@@ -113,19 +114,27 @@ def _read_jsonl(file: Path, relative: str) -> list[Document]:
             raise IngestionError(f"{where}: invalid JSON ({exc.msg})") from None
         if not isinstance(record, dict):
             raise IngestionError(f"{where}: expected an object with 'id' and 'text'")
-        doc_id, text = record.get("id"), record.get("text")
+        # BEIR corpora (corpus.jsonl) spell the id "_id" and carry a separate title
+        doc_id = record.get("id", record.get("_id"))
+        text = record.get("text")
+        title = record.get("title")
+        if isinstance(title, str) and title.strip() and isinstance(text, str):
+            text = f"{title.strip()}\n\n{text}"
         if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or str(doc_id) == "":
-            raise IngestionError(f"{where}: 'id' must be a non-empty string or integer")
+            raise IngestionError(
+                f"{where}: 'id' (or BEIR '_id') must be a non-empty string or integer"
+            )
         if not isinstance(text, str) or not text.strip():
             raise IngestionError(f"{where}: 'text' must be a non-empty string")
         metadata = record.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise IngestionError(f"{where}: 'metadata' must be an object")
+        extra = {"title": title.strip()} if isinstance(title, str) and title.strip() else {}
         documents.append(
             Document(
                 id=str(doc_id),
                 text=text,
-                metadata={"source": relative, **_scalar_metadata(metadata, where)},
+                metadata={"source": relative, **extra, **_scalar_metadata(metadata, where)},
             )
         )
     return documents

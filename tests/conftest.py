@@ -109,7 +109,7 @@ class Server:
                 response = requests.get(f"{self.url}/ready", timeout=2)
                 if response.status_code == 200:
                     return response.json()
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or too busy to answer
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"server not ready in {timeout} s: {self.logs()}")

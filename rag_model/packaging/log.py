@@ -33,6 +33,7 @@ RUNTIME_DISTRIBUTIONS = (
     "langchain-text-splitters",
     "bm25s",
     "PyStemmer",
+    "openai",
     "PyYAML",
 )
 

@@ -58,7 +58,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or too busy to answer
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((root / "server.log").read_text()[-3000:])

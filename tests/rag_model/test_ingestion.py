@@ -127,7 +127,7 @@ def test_unsupported_hidden_and_empty_files_are_listed_as_skipped(
         (".git/notes.md", "hidden file"),
         (".secret.txt", "hidden file"),
         ("README", "unsupported type (none)"),
-        ("blank.txt", "empty file"),
+        ("blank.txt", "no text"),
         ("image.png", "unsupported type .png"),
     ]
 
@@ -149,9 +149,18 @@ def test_invalid_utf8_names_the_file(tmp_path: Path, make_files) -> None:
     [
         ("{not json", "data.jsonl line 3: invalid JSON (Expecting property name"),
         ('["x", "y"]', "data.jsonl line 3: expected an object with 'id' and 'text'"),
-        ('{"text": "t"}', "data.jsonl line 3: 'id' must be a non-empty string or integer"),
-        ('{"id": true, "text": "t"}', "data.jsonl line 3: 'id' must be a non-empty string"),
-        ('{"id": "", "text": "t"}', "data.jsonl line 3: 'id' must be a non-empty string"),
+        (
+            '{"text": "t"}',
+            "data.jsonl line 3: 'id' (or BEIR '_id') must be a non-empty string or integer",
+        ),
+        (
+            '{"id": true, "text": "t"}',
+            "data.jsonl line 3: 'id' (or BEIR '_id') must be a non-empty string",
+        ),
+        (
+            '{"id": "", "text": "t"}',
+            "data.jsonl line 3: 'id' (or BEIR '_id') must be a non-empty string",
+        ),
         ('{"id": "x"}', "data.jsonl line 3: 'text' must be a non-empty string"),
         ('{"id": "x", "text": "  "}', "data.jsonl line 3: 'text' must be a non-empty string"),
         (
@@ -226,7 +235,8 @@ def test_empty_folder_is_rejected(tmp_path: Path) -> None:
         load_documents(tmp_path)
 
     assert (
-        str(caught.value) == f"no documents found in {tmp_path}: expected .txt, .md, .jsonl files"
+        str(caught.value)
+        == f"no documents found in {tmp_path}: expected .txt, .md, .html, .htm, .pdf, .jsonl files"
     )
 
 
@@ -239,7 +249,7 @@ def test_folder_with_only_skipped_files_says_how_many_were_skipped(
         load_documents(tmp_path)
 
     assert str(caught.value) == (
-        f"no documents found in {tmp_path}: expected .txt, .md, .jsonl files "
+        f"no documents found in {tmp_path}: expected .txt, .md, .html, .htm, .pdf, .jsonl files "
         "(3 other file(s) skipped)"
     )
 

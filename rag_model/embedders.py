@@ -64,13 +64,19 @@ class Embedder(ABC):
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
+        # batches of similar length waste less compute on padding (sentence-transformers does
+        # the same inside encode); measured 0.65 -> see bench/README.md for the ratio after
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        ordered = [texts[i] for i in order]
+        starts = range(0, len(ordered), batch_size)
         if progress:
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="embedding", unit="batch")
-        batches = [self.embed_batch(texts[start : start + batch_size]) for start in starts]
-        return np.vstack(batches).astype(np.float32, copy=False)
+        batches = [self.embed_batch(ordered[start : start + batch_size]) for start in starts]
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        vectors[order] = np.vstack(batches)
+        return vectors
 
 
 class HashEmbedder(Embedder):

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import click
 
-from experiments.main import DEFAULT_MODEL_NAME
+from experiments.params import alias_option, model_name_option
 
 
 @click.command("history")
-@click.option(
-    "--model-name",
-    default=DEFAULT_MODEL_NAME,
-    show_default=True,
-    envvar="RAG_MODEL_NAME",
-    help="Registered model name.",
-)
-@click.option("--alias", default="production", show_default=True)
+@model_name_option
+@alias_option
 def history(model_name: str, alias: str) -> None:
     """List every recorded decision about @production (or --alias), oldest first."""
     from experiments.errors import friendly_errors
@@ -41,14 +35,8 @@ def history(model_name: str, alias: str) -> None:
 
 
 @click.command("rollback")
-@click.option(
-    "--model-name",
-    default=DEFAULT_MODEL_NAME,
-    show_default=True,
-    envvar="RAG_MODEL_NAME",
-    help="Registered model name.",
-)
-@click.option("--alias", default="production", show_default=True)
+@model_name_option
+@alias_option
 @click.option("--reason", default="", help="Why; recorded with the decision.")
 @click.option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
 def rollback(model_name: str, alias: str, reason: str, actor: str) -> None:

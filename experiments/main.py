@@ -10,12 +10,16 @@ from pathlib import Path
 
 import click
 
-from experiments.params import OptionalInt, config_overrides
+from experiments.params import (
+    DEFAULT_MODEL_NAME,
+    OptionalInt,
+    config_overrides,
+    model_name_option,
+)
 from rag_model.config import HASH_MODEL_ID, RagConfig
 
 DEFAULT_DATA = "data/sample/corpus.jsonl"
 DEFAULT_EVAL = "data/sample/eval.jsonl"
-DEFAULT_MODEL_NAME = "rag-model"
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,7 @@ def run_main(
     "--chunk-overlap", type=OptionalInt(0), default="", help="Override chunking.chunk_overlap."
 )
 @click.option("--k", type=OptionalInt(1), default="", help="Override retrieval.k.")
-@click.option(
-    "--model-name",
-    default=DEFAULT_MODEL_NAME,
-    show_default=True,
-    envvar="RAG_MODEL_NAME",
-    help="Registered model name.",
-)
+@model_name_option
 @click.option("--config", "config_path", default="", help="YAML file of config overrides.")
 @click.option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run.")
 def main(

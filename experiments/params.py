@@ -6,6 +6,18 @@ from typing import Any
 
 import click
 
+DEFAULT_MODEL_NAME = "rag-model"
+
+# declared once, used by every command that names a registered model or an alias
+model_name_option = click.option(
+    "--model-name",
+    default=DEFAULT_MODEL_NAME,
+    show_default=True,
+    envvar="RAG_MODEL_NAME",
+    help="Registered model name.",
+)
+alias_option = click.option("--alias", default="production", show_default=True, help="Alias.")
+
 
 class OptionalInt(click.ParamType):
     """An integer >= ``minimum``; an empty string means "use the config's default"."""

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import click
 
-from experiments.main import DEFAULT_MODEL_NAME
-from experiments.params import OptionalFloat
+from experiments.params import OptionalFloat, alias_option, model_name_option
 
 REFUSED_EXIT_CODE = 3
 
@@ -19,17 +18,11 @@ class Refused(click.ClickException):
 
 
 @click.command("promote")
-@click.option(
-    "--model-name",
-    default=DEFAULT_MODEL_NAME,
-    show_default=True,
-    envvar="RAG_MODEL_NAME",
-    help="Registered model name.",
-)
+@model_name_option
 @click.option(
     "--version", default="candidate", show_default=True, help="Version number or alias to promote."
 )
-@click.option("--alias", default="production", show_default=True, help="Alias to move.")
+@alias_option
 @click.option("--primary-metric", default="", help="Gate metric (higher is better) [hit_rate].")
 @click.option(
     "--tolerance",

@@ -64,6 +64,31 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
+def wait_until_http_ok(
+    url: str, process: subprocess.Popen, log: Path, timeout: float = 180
+) -> requests.Response:
+    """Poll ``url`` until it answers 200; fail with the log if the process exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}: {_tail(log)}")
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code == 200:
+                return response
+        except requests.RequestException:  # not up yet, or too busy to answer
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready in {timeout} s: {_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text()[-4000:]
+    except OSError:
+        return ""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,24 +126,10 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.logs()}")
-            try:
-                response = requests.get(f"{self.url}/ready", timeout=2)
-                if response.status_code == 200:
-                    return response.json()
-            except requests.RequestException:  # not up yet, or too busy to answer
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"server not ready in {timeout} s: {self.logs()}")
+        return wait_until_http_ok(f"{self.url}/ready", self.process, self.log, timeout).json()
 
     def logs(self) -> str:
-        try:
-            return self.log.read_text()[-4000:]
-        except OSError:
-            return ""
+        return _tail(self.log)
 
     def stop(self) -> None:
         self.process.terminate()

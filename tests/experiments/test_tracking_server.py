@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
-import requests
 from click.testing import CliRunner
 
 from experiments.cli import cli
-from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, free_port
+from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, free_port, wait_until_http_ok
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +51,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:  # not up yet, or too busy to answer
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_until_http_ok(f"{url}/health", process, root / "server.log", timeout=120)
         yield url, root / "artifacts"
     finally:
         process.terminate()

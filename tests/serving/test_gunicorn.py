@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RegisteredModel, Server, free_port
+from tests.conftest import RegisteredModel, Server, free_port, wait_until_http_ok
 
 pytestmark = pytest.mark.slow
 
@@ -223,15 +223,7 @@ def test_the_model_also_serves_under_mlflow_models_serve(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:  # not up yet, or too busy to answer
-                if process.poll() is not None:
-                    pytest.fail(f"mlflow models serve exited: {serve_log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_until_http_ok(f"http://127.0.0.1:{port}/ping", process, serve_log)
         response = requests.post(
             f"http://127.0.0.1:{port}/invocations",
             json={

@@ -42,6 +42,17 @@ class RetrievedChunk:
     # why it ranked: "dense" similarity, "lexical" BM25 score, "fused" score (hybrid)
     scores: Mapping[str, float] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready source every interface returns (scores rounded to 6 places)."""
+        return {
+            "id": self.id,
+            "document_id": self.document_id,
+            "text": self.text,
+            "score": round(float(self.score), 6),
+            "scores": {name: round(float(value), 6) for name, value in self.scores.items()},
+            "metadata": dict(self.metadata),
+        }
+
 
 def chunk_id(document_id: str, start: int, text: str) -> str:
     """A stable id from the chunk's document, offset and text (SHA-256, 32 hex characters)."""

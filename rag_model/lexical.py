@@ -6,6 +6,7 @@ covers it like every other file. It is read-only at query time (no private copy 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +22,16 @@ IDS_FILE = "chunk_ids.json"
 
 def _tokenize(texts: list[str]):  # noqa: ANN202 - bm25s.tokenization.Tokenized
     import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+
+
+@functools.cache
+def _stemmer():  # noqa: ANN202 - Stemmer.Stemmer
+    # built once per process, not once per query (the hybrid default tokenizes every question)
     import Stemmer
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
-    )
+    return Stemmer.Stemmer("english")
 
 
 class Bm25Index:

@@ -34,17 +34,7 @@ class Answer:
         if self.confidence is not None:
             data["confidence"] = self.confidence
         if include_sources:
-            data["sources"] = [
-                {
-                    "id": s.id,
-                    "document_id": s.document_id,
-                    "text": s.text,
-                    "score": round(s.score, 6),
-                    "scores": {name: round(v, 6) for name, v in s.scores.items()},
-                    "metadata": dict(s.metadata),
-                }
-                for s in self.sources
-            ]
+            data["sources"] = [source.to_dict() for source in self.sources]
         data["timings"] = {name: round(ms, 3) for name, ms in self.timings.items()}
         return data
 

@@ -96,15 +96,8 @@ class Retriever:
         self, dense: list[RetrievedChunk], lexical: list[tuple[str, float]]
     ) -> list[RetrievedChunk]:
         by_id = {chunk.id: chunk for chunk in dense}
-        missing = [identifier for identifier, _ in lexical if identifier not in by_id]
-        by_id.update(
-            {
-                chunk.id: chunk
-                for chunk in self._lexical_chunks(
-                    [(identifier, score) for identifier, score in lexical if identifier in missing]
-                )
-            }
-        )
+        lexical_only = [(identifier, s) for identifier, s in lexical if identifier not in by_id]
+        by_id.update({chunk.id: chunk for chunk in self._lexical_chunks(lexical_only)})
         dense_scores = {chunk.id: chunk.score for chunk in dense}
         lexical_scores = dict(lexical)
         if self.config.fusion == "rrf":

@@ -80,17 +80,7 @@ def chat_completions() -> Response:
     except BaseException:
         model.exit()
         raise
-    source_rows = [
-        {
-            "id": s.id,
-            "document_id": s.document_id,
-            "text": s.text,
-            "score": s.score,
-            "scores": dict(s.scores),
-            "metadata": dict(s.metadata),
-        }
-        for s in sources
-    ]
+    source_rows = [source.to_dict() for source in sources]
 
     def events() -> Iterator[str]:
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:

@@ -71,15 +71,13 @@ def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:
     """One output row in the signature's shape."""
     row: dict[str, Any] = {"answer": answer.answer, "citations": list(answer.citations)}
     if include_sources:
+        # the signature's fixed schema cannot describe free-form maps: they travel as JSON
         row["sources"] = [
             {
-                "id": s.id,
-                "document_id": s.document_id,
-                "text": s.text,
-                "score": float(s.score),
-                "metadata": json.dumps(dict(s.metadata), sort_keys=True),
-                "scores": json.dumps(dict(s.scores), sort_keys=True),
+                **source,
+                "metadata": json.dumps(source["metadata"], sort_keys=True),
+                "scores": json.dumps(source["scores"], sort_keys=True),
             }
-            for s in answer.sources
+            for source in (s.to_dict() for s in answer.sources)
         ]
     return row

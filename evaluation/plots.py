@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,8 +17,9 @@ from matplotlib.figure import Figure
 
 from evaluation.metrics import latency_percentiles
 from evaluation.report_data import VersionPoint
+from evaluation.report_format import version_sort_key
 
-SIZE = (7.0, 3.6)  # inches; at DPI this is 840 x 432 px, readable in a 1280 px wide page
+SIZE = (6.4, 3.6)  # inches; 768 x 432 px at DPI, shown two to a row in a 1280 px page
 DPI = 120
 # colour-blind-safe (Okabe-Ito), in the order lines are drawn
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -35,7 +35,7 @@ def metric_trend(trend: Sequence[VersionPoint], metrics: Sequence[str]) -> bytes
     Returns:
         PNG bytes, or ``None`` when no point has any of ``metrics``.
     """
-    points = sorted(trend, key=lambda p: _version_key(p.version))
+    points = sorted(trend, key=lambda p: version_sort_key(p.version))
     names = [m for m in metrics if any(_finite(p.metrics.get(m)) for p in points)]
     if not names:
         return None
@@ -120,9 +120,3 @@ def _png(figure: Figure) -> bytes:
 
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    # "10" after "9": numeric order for registry versions, text order for anything else
-    match = re.fullmatch(r"\d+", version)
-    return (int(version), "") if match else (10**9, version)

@@ -7,14 +7,16 @@ that gathers the baselines from the registry lives in ``experiments``.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # the metrics shown first, in this order, when present (k-suffixed names are matched by prefix)
 HEADLINE_PREFIXES = (
-    "hit_rate_at_",
-    "recall_at_",
-    "mrr_at_",
+    "hit_rate",
+    "recall",
+    "mrr",
     "ndcg_at_10",
     "map_at_10",
     "context_recall",
@@ -28,6 +30,36 @@ HEADLINE_PREFIXES = (
     "latency_p95_ms",
 )
 LOWER_IS_BETTER = ("latency_", "build_seconds", "index_bytes")
+# metrics cut at the model's own k: versions with different k compare on what each serves
+_AT_K = re.compile(r"^(hit_rate|recall|mrr)_at_(\d+)$")
+
+
+def headline_names(names: Iterable[str]) -> list[str]:
+    """The headline metrics among ``names``, in display order."""
+    names = set(names)
+    ordered: list[str] = []
+    for prefix in HEADLINE_PREFIXES:
+        ordered += sorted(n for n in names if n.startswith(prefix) and n not in ordered)
+    return ordered
+
+
+def comparable_metrics(metrics: dict[str, float], k: int | None = None) -> dict[str, float]:
+    """Metrics under names that compare across versions with different k.
+
+    ``hit_rate_at_4`` of a k=4 version becomes ``hit_rate``; other ``*_at_<n>`` cut-offs of
+    these metrics, and the bookkeeping value ``k``, are dropped. With ``k=None`` (metrics read
+    back from version tags, which carry both forms) only the dropping applies.
+    """
+    out = {}
+    for name, value in metrics.items():
+        match = _AT_K.match(name)
+        if name == "k":
+            continue
+        if match is None:
+            out.setdefault(name, value)
+        elif k is not None and int(match.group(2)) == k:
+            out[match.group(1)] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -101,10 +133,7 @@ class ReportData:
 
     def headline(self) -> list[str]:
         """The headline metric names present in ``metrics``, in display order."""
-        names = []
-        for prefix in HEADLINE_PREFIXES:
-            names += sorted(n for n in self.metrics if n.startswith(prefix) and n not in names)
-        return names
+        return headline_names(self.metrics)
 
     def deltas(self) -> dict[str, dict[str, float]]:
         """``{baseline label: {metric: this - baseline}}`` for metrics both have."""

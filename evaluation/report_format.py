@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from evaluation.report_data import HEADLINE_PREFIXES, LOWER_IS_BETTER, is_improvement
+from evaluation.report_data import LOWER_IS_BETTER, headline_names, is_improvement
 
 NOT_AVAILABLE = "n/a"
 DECIMALS = 4
@@ -69,15 +69,6 @@ def delta_class(metric: str, delta: float | None) -> str:
 def baseline_heading(label: str, version: str) -> str:
     """Column heading of a delta column, e.g. "vs production (v3)"."""
     return f"vs {label} (v{version})"
-
-
-def headline_names(names: Iterable[str]) -> list[str]:
-    """The headline metrics among ``names``, in display order (as ``ReportData.headline``)."""
-    names = set(names)
-    ordered: list[str] = []
-    for prefix in HEADLINE_PREFIXES:
-        ordered += sorted(n for n in names if n.startswith(prefix) and n not in ordered)
-    return ordered
 
 
 def trend_metrics(names: Iterable[str]) -> list[str]:

@@ -88,4 +88,5 @@ def test_invalid_integer_param_fails_the_run_with_a_clear_message(tmp_path: Path
     client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
     (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.info.status == "FAILED"
+    assert "'three' is not an integer" in run.data.tags["error"]
     assert client.search_registered_models() == []

@@ -11,9 +11,13 @@ from functools import cached_property
 
 from evaluation.answer_metrics import AnswerCase, RagasEmbedding, strip_citations
 from rag_model.embedders import Embedder
-from rag_model.errors import ConfigError
+from rag_model.errors import ConfigError, RagError
 
 NAN = float("nan")
+
+
+class JudgeError(RagError):
+    """The LLM judge could not be reached or answered something unusable."""
 
 
 class LLMJudge:
@@ -83,7 +87,23 @@ class LLMJudge:
         }
 
     def score(self, case: AnswerCase) -> dict[str, float]:
-        """Faithfulness, answer relevancy and (with a reference answer) context precision."""
+        """Faithfulness, answer relevancy and (with a reference answer) context precision.
+
+        Raises:
+            JudgeError: the judge failed (unreachable, refused the key, unusable output).
+        """
+        try:
+            return self._score(case)
+        except ConfigError:
+            raise
+        except Exception as exc:  # openai, instructor and ragas each raise their own kinds
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise JudgeError(
+                f"the LLM judge at {self.base_url} (model {self.model}) failed: "
+                f"{type(exc).__name__}: {first_line[:300]}"
+            ) from exc
+
+    def _score(self, case: AnswerCase) -> dict[str, float]:
         answer = strip_citations(case.answer)
         metrics = self._metrics
         scores = {

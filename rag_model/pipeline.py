@@ -73,11 +73,11 @@ class RagPipeline:
     ) -> RagPipeline:
         """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
         index = ChromaIndex.open(snapshot_dir)
-        embedder = CachingEmbedder(
-            make_embedder(
-                config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
-            )
+        embedder = make_embedder(
+            config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
         )
+        if config.embedding.query_cache_size:
+            embedder = CachingEmbedder(embedder, max_entries=config.embedding.query_cache_size)
         return cls(config, index, embedder, make_generator(config.generation, embedder))
 
     def warm_up(self) -> None:

@@ -168,6 +168,8 @@ def test_flatten_gives_dotted_keys() -> None:
         "chunking.chunk_size",
         "chunking.chunk_overlap",
         "embedding.model",
+        "embedding.backend",
+        "embedding.query_cache_size",
         "embedding.batch_size",
         "embedding.normalize",
         "index.space",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_model.pipeline import RagPipeline
+from serving.answer_cache import AnswerCache
 
 logger = logging.getLogger("serving")
 
@@ -44,6 +45,7 @@ class ServedModel:
     alias: str | None = None
     run_id: str | None = None
     loaded_at: str = field(default_factory=_now)
+    answers: AnswerCache = field(default_factory=lambda: AnswerCache(0))  # per version
     _in_flight: int = 0
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -131,9 +133,13 @@ class ModelHolder:
         loader: Callable[[str, int], ServedModel] = load_served_model,
         resolver: Callable[[str], str | None] = resolve_version,
         on_event: Callable[[str, str | None, str | None], None] | None = None,
+        answer_cache_size: int = 0,
     ) -> None:
         self.uri = uri
         self.torch_threads = torch_threads
+        self.answer_cache_size = answer_cache_size
+        if model is not None:
+            model.answers = AnswerCache(answer_cache_size)
         self.model = model
         self.poll_seconds = poll_seconds
         self.error: str | None = None  # why the first load failed, while nothing is served
@@ -267,6 +273,7 @@ class ModelHolder:
     def _timed_load(self, uri: str) -> ServedModel:
         started = time.perf_counter()
         model = self._loader(uri, self.torch_threads)
+        model.answers = AnswerCache(self.answer_cache_size)  # a new version starts empty
         logger.info(
             "loaded %s (version %s) in %.1f s", uri, model.version, time.perf_counter() - started
         )

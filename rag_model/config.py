@@ -87,6 +87,9 @@ class IndexConfig(_Section):
     hnsw_m: int = Field(16, ge=2, le=512, description="HNSW max neighbours per node")
     hnsw_construction_ef: int = Field(100, gt=0, le=10_000)
     hnsw_search_ef: int = Field(100, gt=0, le=10_000)
+    # the extractive generator ranks the retrieved chunks' sentences; embedding them at build
+    # time leaves only the question to embed per answer (bench/README.md: the largest saving)
+    sentence_vectors: bool = Field(True, description="embed chunk sentences at build time")
 
 
 class RetrievalConfig(_Section):

@@ -78,7 +78,8 @@ class RagPipeline:
         )
         if config.embedding.query_cache_size:
             embedder = CachingEmbedder(embedder, max_entries=config.embedding.query_cache_size)
-        return cls(config, index, embedder, make_generator(config.generation, embedder))
+        generator = make_generator(config.generation, embedder, index.sentence_vectors())
+        return cls(config, index, embedder, generator)
 
     def warm_up(self) -> None:
         """Load the embedder and open Chroma now rather than on the first question."""

@@ -176,6 +176,7 @@ def test_flatten_gives_dotted_keys() -> None:
         "index.hnsw_m",
         "index.hnsw_construction_ef",
         "index.hnsw_search_ef",
+        "index.sentence_vectors",
         "retrieval.mode",
         "retrieval.k",
         "retrieval.fetch_k",

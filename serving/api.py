@@ -142,7 +142,11 @@ def answer_questions(
     def work() -> list[Answer]:
         model.enter()  # the model stays loaded even if the request times out first
         try:
-            return [model.pipeline.answer(q, k=k, where=where) for q in questions]
+            if len(questions) > 1:  # one encoder call and one Chroma query for all
+                return model.pipeline.answer_many(questions, k, where)
+            if model.batcher is not None:  # gathered with other requests' questions
+                return [model.batcher.submit((questions[0], k, where))]
+            return [model.pipeline.answer(questions[0], k=k, where=where)]
         finally:
             model.exit()
 

@@ -93,7 +93,10 @@ def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
     from rag_model.packaging.registry import resolve_model_uri
 
     ref = resolve_model_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model(ref.uri if ref else uri)
+    # suppress_warnings: mlflow's requirement check scans every installed distribution's
+    # files, ~3 s of each worker's start (cProfile, bench/README.md); a server runs in the
+    # environment requirements-lock.txt pins, and every artifact is still verified
+    pyfunc = mlflow.pyfunc.load_model(ref.uri if ref else uri, suppress_warnings=True)
     pipeline = pyfunc.unwrap_python_model().pipeline
     if pipeline is None:
         raise RuntimeError(f"{uri} is not a rag-model model (no pipeline after load_context)")

@@ -65,6 +65,8 @@ def build_snapshot(
         config.index,
         embedder_id=embedder.model_id,
         corpus_fingerprint=corpus_fingerprint(corpus.documents),
+        sentence_embedder=embedder if _wants_sentence_vectors(config) else None,
+        batch_size=config.embedding.batch_size,
     )
     indexed = time.perf_counter()
     return BuildResult(
@@ -81,3 +83,7 @@ def build_snapshot(
             "build_seconds": indexed - started,
         },
     )
+
+
+def _wants_sentence_vectors(config: RagConfig) -> bool:
+    return config.index.sentence_vectors and config.generation.generator == "extractive"

@@ -21,6 +21,9 @@ MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_MAX_TOKENS = 256  # the model's max_seq_length: longer inputs are truncated
 HASH_MODEL_ID = "hash-embedder"  # deterministic fake, for tests and --fake smoke runs
 EMBEDDING_MODELS = (MINILM_MODEL_ID, HASH_MODEL_ID)
+# how MiniLM is run: torch (sentence-transformers), or an ONNX export of the same weights run by
+# onnxruntime (fp32, or int8-quantized weights); the ONNX file is made when the model is logged
+EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 class _Section(BaseModel):
@@ -54,14 +57,25 @@ class EmbeddingConfig(_Section):
     """Which embedding model encodes chunks and questions."""
 
     model: str = MINILM_MODEL_ID
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="how MiniLM runs: torch, or onnxruntime on an export of its weights"
+    )
     batch_size: int = Field(32, gt=0, le=4096)
     normalize: bool = True
+    query_cache_size: int = Field(
+        20_000, ge=0, le=10_000_000, description="query-time LRU of vectors by text; 0: none"
+    )
 
     @model_validator(mode="after")
     def _known_model(self) -> EmbeddingConfig:
         if self.model not in EMBEDDING_MODELS:
             raise ValueError(
                 f"model must be one of {', '.join(EMBEDDING_MODELS)}, got {self.model!r}"
+            )
+        if self.backend != "torch" and self.model != MINILM_MODEL_ID:
+            raise ValueError(
+                f"backend {self.backend!r} runs {MINILM_MODEL_ID} only; use backend 'torch' "
+                f"with {self.model!r}"
             )
         return self
 
@@ -73,6 +87,9 @@ class IndexConfig(_Section):
     hnsw_m: int = Field(16, ge=2, le=512, description="HNSW max neighbours per node")
     hnsw_construction_ef: int = Field(100, gt=0, le=10_000)
     hnsw_search_ef: int = Field(100, gt=0, le=10_000)
+    # the extractive generator ranks the retrieved chunks' sentences; embedding them at build
+    # time leaves only the question to embed per answer (bench/README.md: the largest saving)
+    sentence_vectors: bool = Field(True, description="embed chunk sentences at build time")
 
 
 class RetrievalConfig(_Section):

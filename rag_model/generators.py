@@ -10,12 +10,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag_model.config import GenerationConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import Embedder
+
+if TYPE_CHECKING:
+    from rag_model.sentences import SentenceVectors
 
 NO_ANSWER = "I could not find an answer in the indexed documents."
 # a sentence ends at . ! or ? followed by space and something that can start a sentence
@@ -66,26 +70,57 @@ class ExtractiveGenerator(Generator):
         'Brunel built the bridge in 1864. [1]'
     """
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 2) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_sentences: int = 2,
+        sentence_vectors: SentenceVectors | None = None,
+    ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
+        self.sentence_vectors = sentence_vectors  # embedded at build time, when the index has them
 
     def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
+        per_chunk = [split_sentences(chunk.text) for chunk in contexts]
         candidates = [
             (rank, position, sentence)
-            for rank, chunk in enumerate(contexts)
-            for position, sentence in enumerate(split_sentences(chunk.text))
+            for rank, sentences in enumerate(per_chunk)
+            for position, sentence in enumerate(sentences)
         ]
         if not candidates:
             return Generation(NO_ANSWER)
-        vectors = self.embedder.embed([question] + [s for _, _, s in candidates])
-        similarity = vectors[1:] @ vectors[0]
+        similarity = self._similarities(question, contexts, per_chunk)
         best = np.argsort(-similarity, kind="stable")[: self.max_sentences]
         # keep the reading order of the sources, not the order of the scores
         chosen = sorted((candidates[i] for i in best), key=lambda c: (c[0], c[1]))
         cited = list(dict.fromkeys(contexts[rank].id for rank, _, _ in chosen))
         text = " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in chosen)
         return Generation(text, cited, confidence=round(float(similarity[best[0]]), 6))
+
+    def _similarities(
+        self, question: str, contexts: Sequence[RetrievedChunk], per_chunk: list[list[str]]
+    ) -> np.ndarray:
+        """Similarity of every candidate sentence to the question, in candidate order."""
+        stored = [
+            self.sentence_vectors.for_chunk(chunk.id, len(sentences))
+            if self.sentence_vectors is not None and sentences
+            else None
+            for chunk, sentences in zip(contexts, per_chunk, strict=True)
+        ]
+        missing = [
+            sentence
+            for sentences, found in zip(per_chunk, stored, strict=True)
+            if found is None
+            for sentence in sentences
+        ]
+        vectors = self.embedder.embed([question, *missing])
+        fresh = iter(vectors[1:])
+        blocks = [
+            found if found is not None else np.array([next(fresh) for _ in sentences])
+            for sentences, found in zip(per_chunk, stored, strict=True)
+            if sentences
+        ]
+        return np.vstack(blocks) @ vectors[0]
 
 
 class EchoGenerator(Generator):
@@ -99,12 +134,14 @@ class EchoGenerator(Generator):
         return Generation(NO_ANSWER)
 
 
-def make_generator(config: GenerationConfig, embedder: Embedder) -> Generator:
-    """The generator ``config`` names."""
+def make_generator(
+    config: GenerationConfig, embedder: Embedder, sentence_vectors: SentenceVectors | None = None
+) -> Generator:
+    """The generator ``config`` names (extractive: with the index's sentence vectors, if any)."""
     if config.generator == "echo":
         return EchoGenerator()
     if config.generator == "openai":
         from rag_model.llm import OpenAIGenerator
 
         return OpenAIGenerator(config)
-    return ExtractiveGenerator(embedder, max_sentences=config.max_sentences)
+    return ExtractiveGenerator(embedder, config.max_sentences, sentence_vectors)

@@ -24,9 +24,11 @@ import numpy as np
 
 from rag_model.config import IndexConfig
 from rag_model.documents import Chunk, RetrievedChunk
+from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
 from rag_model.lexical import BM25_DIR, Bm25Index
 from rag_model.manifest import MANIFEST_NAME, verify_manifest, write_manifest
+from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
 
 COLLECTION_NAME = "rag_chunks"
 CHROMA_DIR = "chroma"
@@ -49,8 +51,13 @@ def build_index(
     *,
     embedder_id: str,
     corpus_fingerprint: str,
+    sentence_embedder: Embedder | None = None,
+    batch_size: int = 32,
 ) -> dict[str, Any]:
     """Write ``chunks`` and their ``embeddings`` as a Chroma snapshot; return its manifest.
+
+    With ``sentence_embedder`` the snapshot also carries every chunk's sentence vectors
+    (``rag_model.sentences``), for extractive answers that embed only the question.
 
     Raises:
         ConfigError: the snapshot folder is not empty.
@@ -92,6 +99,8 @@ def build_index(
     # BM25 is cheap to build, so every snapshot has it and the mode can change without
     # re-embedding (sweeps over retrieval.mode reuse one snapshot)
     Bm25Index.build(chunks, snapshot / BM25_DIR)
+    if sentence_embedder is not None:
+        build_sentence_vectors(chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size)
     return write_manifest(
         snapshot,
         chunk_count=len(chunks),
@@ -236,6 +245,10 @@ class ChromaIndex:
             return set(self._collection.get(where=dict(where), include=[])["ids"])
         except ValueError as exc:
             raise QueryError(f"invalid filter: {exc}", field="filter") from None
+
+    def sentence_vectors(self) -> SentenceVectors | None:
+        """The build-time sentence vectors (memory-mapped), or None if the snapshot has none."""
+        return SentenceVectors.open(self.snapshot_dir / SENTENCES_DIR)
 
     def lexical(self) -> Bm25Index:
         """The snapshot's BM25 index (covered by the verified manifest)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,12 +73,13 @@ class RagPipeline:
     ) -> RagPipeline:
         """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
         index = ChromaIndex.open(snapshot_dir)
-        embedder = CachingEmbedder(
-            make_embedder(
-                config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
-            )
+        embedder = make_embedder(
+            config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
         )
-        return cls(config, index, embedder, make_generator(config.generation, embedder))
+        if config.embedding.query_cache_size:
+            embedder = CachingEmbedder(embedder, max_entries=config.embedding.query_cache_size)
+        generator = make_generator(config.generation, embedder, index.sentence_vectors())
+        return cls(config, index, embedder, generator)
 
     def warm_up(self) -> None:
         """Load the embedder and open Chroma now rather than on the first question."""
@@ -101,27 +102,55 @@ class RagPipeline:
         Raises:
             QueryError: empty question, k out of range, or a malformed filter.
         """
-        question, k = self._check(question, k, where)
+        return self.answer_many([question], k, where)[0]
+
+    def answer_many(
+        self, questions: Sequence[str], k: int | None = None, where: Mapping[str, Any] | None = None
+    ) -> list[Answer]:
+        """``answer`` for several questions with the same options, encoded and searched together.
+
+        One encoder call and one Chroma query serve the whole batch (micro-batching in the
+        server); each answer is the one ``answer`` gives alone. Timings of the shared steps
+        are the batch's, and ``batch_size`` says how many shared them.
+
+        Raises:
+            QueryError: an empty question, k out of range, or a malformed filter.
+        """
+        checked = [self._check(question, k, where) for question in questions]
+        if not checked:
+            return []
+        texts, k = [question for question, _ in checked], checked[0][1]
         started = time.perf_counter()
-        vector = self.embedder.embed([question])[0] if self.retriever.needs_vector else None
+        vectors = self.embedder.embed(texts) if self.retriever.needs_vector else None
         embedded = time.perf_counter()
-        sources = self.retriever.retrieve(question, vector, k, where)
+        found = self.retriever.retrieve_many(texts, vectors, k, where)
         retrieved = time.perf_counter()
-        generation = self.generator.generate(question, sources)
-        done = time.perf_counter()
-        return Answer(
-            question=question,
-            answer=generation.text,
-            sources=sources,
-            citations=generation.citations,
-            confidence=generation.confidence,
-            timings={
-                "embed_ms": (embedded - started) * 1000,
-                "retrieve_ms": (retrieved - embedded) * 1000,
-                "generate_ms": (done - retrieved) * 1000,
-                "total_ms": (done - started) * 1000,
-            },
-        )
+        shared = {
+            "embed_ms": (embedded - started) * 1000,
+            "retrieve_ms": (retrieved - embedded) * 1000,
+        }
+        if len(texts) > 1:
+            shared["batch_size"] = float(len(texts))
+        answers = []
+        for question, sources in zip(texts, found, strict=True):
+            began = time.perf_counter()
+            generation = self.generator.generate(question, sources)
+            generate_ms = (time.perf_counter() - began) * 1000
+            answers.append(
+                Answer(
+                    question=question,
+                    answer=generation.text,
+                    sources=sources,
+                    citations=generation.citations,
+                    confidence=generation.confidence,
+                    timings={
+                        **shared,
+                        "generate_ms": generate_ms,
+                        "total_ms": shared["embed_ms"] + shared["retrieve_ms"] + generate_ms,
+                    },
+                )
+            )
+        return answers
 
     def answer_stream(
         self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None

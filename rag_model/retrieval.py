@@ -50,25 +50,38 @@ class Retriever:
         where: Mapping[str, Any] | None = None,
     ) -> list[RetrievedChunk]:
         """The ``k`` best chunks, highest score first, above ``score_threshold`` if set."""
+        vectors = None if vector is None else np.asarray(vector)[None, :]
+        return self.retrieve_many([question], vectors, k, where)[0]
+
+    def retrieve_many(
+        self,
+        questions: list[str],
+        vectors: np.ndarray | None,
+        k: int,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[RetrievedChunk]]:
+        """``retrieve`` for several questions; the dense side is one Chroma query for all."""
         mode = self.config.mode
-        if mode == "dense":
-            assert vector is not None
-            results = [
-                _with_scores(chunk, chunk.score, dense=chunk.score)
-                for chunk in self.index.query(vector, k, where)
-            ]
-        elif mode == "bm25":
-            results = self._lexical_chunks(self._lexical_hits(question, k, where))
+        fetch = k if mode == "dense" else max(self.config.fetch_k, k)
+        if mode == "bm25":
+            dense_lists: list[list[RetrievedChunk]] = [[] for _ in questions]
         else:
-            assert vector is not None
-            fetch = max(self.config.fetch_k, k)
-            dense = self.index.query(vector, fetch, where)
-            lexical = self._lexical_hits(question, fetch, where)
-            results = self._fuse(dense, lexical)[:k]
-        threshold = self.config.score_threshold
-        if threshold is not None:
-            results = [chunk for chunk in results if chunk.score >= threshold]
-        return results
+            assert vectors is not None
+            dense_lists = self.index.query_many(vectors, fetch, where)
+        found = []
+        for question, dense in zip(questions, dense_lists, strict=True):
+            if mode == "dense":
+                results = [_with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense]
+            elif mode == "bm25":
+                results = self._lexical_chunks(self._lexical_hits(question, k, where))
+            else:
+                lexical = self._lexical_hits(question, fetch, where)
+                results = self._fuse(dense, lexical)[:k]
+            threshold = self.config.score_threshold
+            if threshold is not None:
+                results = [chunk for chunk in results if chunk.score >= threshold]
+            found.append(results)
+        return found
 
     def _lexical_hits(
         self, question: str, k: int, where: Mapping[str, Any] | None

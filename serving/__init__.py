@@ -36,6 +36,9 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
         model=model,
         poll_seconds=settings.poll_seconds,
         on_event=on_model_event,
+        answer_cache_size=settings.answer_cache_size,
+        batch_wait_ms=settings.batch_wait_ms,
+        batch_max=settings.batch_max,
     )
     app.extensions["rag_model"] = holder
     app.extensions["rag_settings"] = settings

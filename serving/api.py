@@ -16,14 +16,15 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from rag_model.errors import GenerationError, QueryError
 from rag_model.packaging.schema import QUESTION_COLUMN
 from rag_model.pipeline import Answer
+from serving.answer_cache import answer_key
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
+from serving.observability import ANSWER_CACHE_HITS, ANSWER_CACHE_MISSES
 from serving.schemas import (
     BatchQueryRequest,
     BatchQueryResponse,
     InvocationParams,
     QueryRequest,
-    QueryResponse,
     QueryResult,
     validate,
 )
@@ -141,7 +142,11 @@ def answer_questions(
     def work() -> list[Answer]:
         model.enter()  # the model stays loaded even if the request times out first
         try:
-            return [model.pipeline.answer(q, k=k, where=where) for q in questions]
+            if len(questions) > 1:  # one encoder call and one Chroma query for all
+                return model.pipeline.answer_many(questions, k, where)
+            if model.batcher is not None:  # gathered with other requests' questions
+                return [model.batcher.submit((questions[0], k, where))]
+            return [model.pipeline.answer(questions[0], k=k, where=where)]
         finally:
             model.exit()
 
@@ -194,15 +199,27 @@ def version() -> Response:
 
 @api.post("/v1/query")
 def query() -> Response:
-    """``{question, k?, filter?, include_sources?}`` -> answer, sources, model, timings."""
+    """``{question, k?, filter?, include_sources?}`` -> answer, sources, model, timings.
+
+    The lean path: no DataFrame and no response model; a repeated question is answered from
+    the version's answer cache.
+    """
     body = validate(QueryRequest, json_body())
     question = check_question(body.question)
     k = check_k(body.k)
     with served() as model:
+        key = answer_key(question, k, body.filter, body.include_sources)
+        result = model.answers.get(key) if model.answers.enabled else None
+        if result is not None:
+            ANSWER_CACHE_HITS.inc()
+            return jsonify({**result, "cached": True})
+        if model.answers.enabled:
+            ANSWER_CACHE_MISSES.inc()
         (answer,) = answer_questions(model, [question], k, body.filter)
         result = answer.to_dict(include_sources=body.include_sources)
-        response = QueryResponse(**result, model=model_ref(model))
-    return jsonify(response.model_dump(exclude_none=True))
+        result["model"] = model_ref(model)
+        model.answers.put(key, result)
+    return jsonify(result)
 
 
 @api.post("/v1/query/batch")

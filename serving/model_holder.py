@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_model.pipeline import RagPipeline
+from serving.answer_cache import AnswerCache
 
 logger = logging.getLogger("serving")
 
@@ -44,6 +45,9 @@ class ServedModel:
     alias: str | None = None
     run_id: str | None = None
     loaded_at: str = field(default_factory=_now)
+    answers: AnswerCache = field(default_factory=lambda: AnswerCache(0))  # per version
+    batcher: Any = None  # serving.batching.MicroBatcher when RAG_BATCH_WAIT_MS > 0
+    requests: int = 0  # requests using this version now (what a micro-batch may wait for)
     _in_flight: int = 0
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -89,7 +93,10 @@ def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
     from rag_model.packaging.registry import resolve_model_uri
 
     ref = resolve_model_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model(ref.uri if ref else uri)
+    # suppress_warnings: mlflow's requirement check scans every installed distribution's
+    # files, ~3 s of each worker's start (cProfile, bench/README.md); a server runs in the
+    # environment requirements-lock.txt pins, and every artifact is still verified
+    pyfunc = mlflow.pyfunc.load_model(ref.uri if ref else uri, suppress_warnings=True)
     pipeline = pyfunc.unwrap_python_model().pipeline
     if pipeline is None:
         raise RuntimeError(f"{uri} is not a rag-model model (no pipeline after load_context)")
@@ -131,9 +138,17 @@ class ModelHolder:
         loader: Callable[[str, int], ServedModel] = load_served_model,
         resolver: Callable[[str], str | None] = resolve_version,
         on_event: Callable[[str, str | None, str | None], None] | None = None,
+        answer_cache_size: int = 0,
+        batch_wait_ms: int = 0,
+        batch_max: int = 16,
     ) -> None:
         self.uri = uri
         self.torch_threads = torch_threads
+        self.answer_cache_size = answer_cache_size
+        self.batch_wait_ms = batch_wait_ms
+        self.batch_max = batch_max
+        if model is not None:
+            self._equip(model)
         self.model = model
         self.poll_seconds = poll_seconds
         self.error: str | None = None  # why the first load failed, while nothing is served
@@ -180,9 +195,13 @@ class ModelHolder:
             yield None
             return
         model.enter()
+        with model._lock:
+            model.requests += 1
         try:
             yield model
         finally:
+            with model._lock:
+                model.requests -= 1
             model.exit()
 
     def start(self) -> None:
@@ -264,9 +283,23 @@ class ModelHolder:
         if old is not None:
             old.retire()
 
+    def _equip(self, model: ServedModel) -> None:
+        """Give a version its own answer cache (a new version starts empty) and batcher."""
+        model.answers = AnswerCache(self.answer_cache_size)
+        if self.batch_wait_ms > 0:
+            from serving.batching import MicroBatcher, answer_batch
+
+            model.batcher = MicroBatcher(
+                answer_batch(model.pipeline),
+                max_wait=self.batch_wait_ms / 1000,
+                max_batch=self.batch_max,
+                in_flight=lambda: model.requests,
+            )
+
     def _timed_load(self, uri: str) -> ServedModel:
         started = time.perf_counter()
         model = self._loader(uri, self.torch_threads)
+        self._equip(model)
         logger.info(
             "loaded %s (version %s) in %.1f s", uri, model.version, time.perf_counter() - started
         )

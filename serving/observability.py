@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -45,6 +47,8 @@ RELOADS = Counter("rag_model_reloads_total", "hot swaps to a new model version")
 RELOAD_FAILURES = Counter("rag_model_reload_failures_total", "new versions that failed to load")
 CACHE_HITS = Counter("rag_embedding_cache_hits_total", "query-time embeddings found in the cache")
 CACHE_MISSES = Counter("rag_embedding_cache_misses_total", "query-time embeddings computed")
+ANSWER_CACHE_HITS = Counter("rag_answer_cache_hits_total", "/v1/query answers from the cache")
+ANSWER_CACHE_MISSES = Counter("rag_answer_cache_misses_total", "/v1/query answers computed")
 
 
 def on_model_event(event: str, old: str | None, new: str | None) -> None:
@@ -62,12 +66,13 @@ def on_model_event(event: str, old: str | None, new: str | None) -> None:
 
 def init_observability(app: Flask, holder: ModelHolder) -> None:
     """Request ids on every response, a JSON access-log line and metrics per request."""
+    embedding_cache = _EmbeddingCacheExporter(holder)
 
     @app.before_request
     def _start() -> None:
         g.request_id = request.headers.get("X-Request-ID", "")[:200] or uuid.uuid4().hex
         g.started = time.perf_counter()
-        g.cache = _cache_counts(holder)
+        embedding_cache.track()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -79,7 +84,8 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         REQUESTS.labels(route, request.method, str(response.status_code)).inc()
         LATENCY.labels(route).observe(elapsed)
-        _count_cache(holder, g.get("cache"))
+        response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.3f}"
+        embedding_cache.export()
         access_log.info(
             json.dumps(
                 {
@@ -109,19 +115,45 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
         return Response(data, mimetype=CONTENT_TYPE_LATEST)
 
 
-def _cache_counts(holder: ModelHolder) -> tuple[int, int] | None:
-    embedder = holder.model.pipeline.embedder if holder.model else None
-    if embedder is None or not hasattr(embedder, "hits"):
-        return None
-    return embedder.hits, embedder.misses
+class _EmbeddingCacheExporter:
+    """Adds the embedding cache's new hits and misses to the counters after each request.
 
+    The cache keeps running totals; each request exports what was added since the last
+    export, under a lock, so concurrent requests (gthread workers) never count a hit twice.
+    """
 
-def _count_cache(holder: ModelHolder, before: tuple[int, int] | None) -> None:
-    after = _cache_counts(holder)
-    if before is None or after is None:
-        return
-    hits, misses = after[0] - before[0], after[1] - before[1]
-    if hits > 0:
-        CACHE_HITS.inc(hits)
-    if misses > 0:
-        CACHE_MISSES.inc(misses)
+    def __init__(self, holder: ModelHolder) -> None:
+        self.holder = holder
+        self._exported: dict[int, tuple[int, int]] = {}  # by id of the embedder
+        self._lock = threading.Lock()
+
+    def _embedder(self) -> Any:
+        embedder = self.holder.model.pipeline.embedder if self.holder.model else None
+        return embedder if hasattr(embedder, "hits") else None
+
+    def track(self) -> None:
+        """Before a request: start counting a newly served embedder from its current totals.
+
+        Its warm-up, or requests in other apps sharing it, are not this server's traffic.
+        """
+        embedder = self._embedder()
+        if embedder is not None and id(embedder) not in self._exported:
+            with self._lock:  # a new version: the old one's entry goes
+                self._exported = {id(embedder): (embedder.hits, embedder.misses)}
+
+    def export(self) -> None:
+        """After a request: add what the cache counted since the last export."""
+        embedder = self._embedder()
+        if embedder is None:
+            return
+        with self._lock:
+            if id(embedder) not in self._exported:  # swapped in during this request
+                self._exported = {id(embedder): (embedder.hits, embedder.misses)}
+                return
+            hits, misses = embedder.hits, embedder.misses
+            done_hits, done_misses = self._exported[id(embedder)]
+            self._exported[id(embedder)] = (hits, misses)
+        if hits > done_hits:
+            CACHE_HITS.inc(hits - done_hits)
+        if misses > done_misses:
+            CACHE_MISSES.inc(misses - done_misses)

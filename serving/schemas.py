@@ -82,6 +82,7 @@ class QueryResult(BaseModel):
 
 class QueryResponse(QueryResult):
     model: ModelRef
+    cached: bool | None = Field(None, description="true when answered from the answer cache")
 
 
 class BatchQueryResponse(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from rag_model.errors import ConfigError
 
@@ -48,6 +49,18 @@ class Settings:
     # Storage "memory://" counts per worker; "redis://host:6379" shares counts across replicas
     rate_limit: str = ""
     rate_limit_storage: str = "memory://"
+    # whole /v1/query answers kept per served version, by (question, k, filter,
+    # include_sources): a repeated question costs a dictionary lookup; 0 turns it off
+    answer_cache_size: int = 4096
+    # micro-batching of /v1/query inside a worker (needs RAG_THREADS > 1): requests in flight
+    # together are gathered for at most batch_wait_ms, up to batch_max, then encoded and
+    # searched as one batch; a lone request never waits. 0 ms turns it off (see bench/README.md
+    # for why that is the default on 2 cores)
+    batch_wait_ms: int = 0
+    batch_max: int = 16
+
+    # the settings where 0 means "off" rather than a mistake
+    ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset({"answer_cache_size", "batch_wait_ms"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,8 +81,9 @@ class Settings:
                     number = int(raw)
                 except ValueError:
                     raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-                if number <= 0:
-                    raise ConfigError(f"{name} must be > 0, got {number}")
+                if number < 0 or (number == 0 and field.name not in cls.ZERO_ALLOWED):
+                    floor = ">= 0" if field.name in cls.ZERO_ALLOWED else "> 0"
+                    raise ConfigError(f"{name} must be {floor}, got {number}")
                 values[field.name] = number
             else:
                 values[field.name] = raw

@@ -24,6 +24,8 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 RUNTIME_DISTRIBUTIONS = (
     "mlflow",
     "chromadb",
+    "onnxruntime",
+    "tokenizers",
     "sentence-transformers",
     "torch",
     "transformers",
@@ -38,9 +40,16 @@ RUNTIME_DISTRIBUTIONS = (
 )
 
 
-def pinned_requirements() -> list[str]:
-    """``name==version`` for each runtime dependency, read from this environment."""
-    return [f"{name}=={metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+# what only the torch backend needs at serving time; an onnx model is served without them
+TORCH_DISTRIBUTIONS = ("sentence-transformers", "torch", "transformers")
+
+
+def pinned_requirements(config: RagConfig | None = None) -> list[str]:
+    """``name==version`` for each runtime dependency of ``config``, read from this environment."""
+    skip = TORCH_DISTRIBUTIONS if config and config.embedding.backend != "torch" else ()
+    return [
+        f"{name}=={metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS if name not in skip
+    ]
 
 
 def log_rag_model(
@@ -77,7 +86,9 @@ def log_rag_model(
         artifacts = {ARTIFACT_INDEX: str(index_dir)}
         embedder_dir = copy_embedder_files(config.embedding, staging_dir / ARTIFACT_EMBEDDER)
         if embedder_dir is not None:
-            write_manifest(embedder_dir, embedder=config.embedding.model)
+            write_manifest(
+                embedder_dir, embedder=config.embedding.model, backend=config.embedding.backend
+            )
             artifacts[ARTIFACT_EMBEDDER] = str(embedder_dir)
         code_dir = staging_dir / "code" / "rag_model"
         shutil.copytree(
@@ -91,7 +102,7 @@ def log_rag_model(
             code_paths=[str(code_dir)],
             signature=model_signature(config),
             input_example=INPUT_EXAMPLE,
-            pip_requirements=pinned_requirements(),
+            pip_requirements=pinned_requirements(config),
             metadata=_model_metadata(index.manifest),
             registered_model_name=registered_model_name,
         )

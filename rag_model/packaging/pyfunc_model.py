@@ -10,7 +10,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from rag_model.config import RagConfig
-from rag_model.errors import QueryError
+from rag_model.errors import IntegrityError, QueryError
 from rag_model.manifest import verify_manifest
 from rag_model.packaging.schema import QUESTION_COLUMN, answer_to_row, parse_filter
 from rag_model.pipeline import RagPipeline
@@ -33,7 +33,14 @@ class RagPyfuncModel(mlflow.pyfunc.PythonModel):
         config = RagConfig.from_dict(context.model_config)
         embedder_dir = context.artifacts.get(ARTIFACT_EMBEDDER)
         if embedder_dir:
-            verify_manifest(Path(embedder_dir))  # the index is verified by from_snapshot
+            manifest = verify_manifest(Path(embedder_dir))  # the index: by from_snapshot
+            # versions logged before the onnx backends existed carry torch files and no field
+            shipped = manifest.get("backend", "torch")
+            if shipped != config.embedding.backend:
+                raise IntegrityError(
+                    f"{embedder_dir} holds the {shipped!r} encoder but the config names "
+                    f"embedding.backend {config.embedding.backend!r}; log the model again"
+                )
         self.pipeline = RagPipeline.from_snapshot(
             config, context.artifacts[ARTIFACT_INDEX], embedder_dir
         )

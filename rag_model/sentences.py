@@ -1,0 +1,92 @@
+"""Sentence vectors embedded at build time, so extractive answers embed only the question.
+
+The extractive generator ranks the sentences of the retrieved chunks by similarity to the
+question. Embedding those sentences at query time costs far more than the question itself
+(about 20 sentences per answer), so the build embeds every chunk's sentences once and the
+snapshot carries them::
+
+    <snapshot>/sentences/vectors.npy   float32 (sentences, dimension), chunk after chunk
+    <snapshot>/sentences/chunks.json   [[chunk id, sentence count], ...] in the same order
+
+Both files are covered by the snapshot's manifest; serving memory-maps the vectors (no copy).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag_model.documents import Chunk
+from rag_model.embedders import Embedder
+from rag_model.errors import IntegrityError
+
+SENTENCES_DIR = "sentences"
+VECTORS_FILE = "vectors.npy"
+CHUNKS_FILE = "chunks.json"
+
+
+def split_chunk_sentences(text: str) -> list[str]:
+    """The sentences of a chunk exactly as the extractive generator splits them."""
+    from rag_model.generators import split_sentences
+
+    return split_sentences(text)
+
+
+def build_sentence_vectors(
+    chunks: Sequence[Chunk], embedder: Embedder, folder: Path, batch_size: int = 32
+) -> int:
+    """Embed every chunk's sentences into ``folder``; return the number of sentences."""
+    per_chunk = [split_chunk_sentences(chunk.text) for chunk in chunks]
+    sentences = [sentence for group in per_chunk for sentence in group]
+    vectors = embedder.embed(sentences, batch_size=batch_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / VECTORS_FILE, vectors.astype(np.float32, copy=False))
+    table = [[chunk.id, len(group)] for chunk, group in zip(chunks, per_chunk, strict=True)]
+    (folder / CHUNKS_FILE).write_text(json.dumps(table))
+    return len(sentences)
+
+
+class SentenceVectors:
+    """The build-time sentence vectors of a snapshot, by chunk id.
+
+    Example:
+        >>> store = SentenceVectors.open(snapshot / "sentences")
+        >>> store.for_chunk("Oxygen-003", expected=5).shape
+        (5, 384)
+    """
+
+    def __init__(self, vectors: np.ndarray, spans: dict[str, tuple[int, int]]) -> None:
+        self.vectors = vectors
+        self.spans = spans
+
+    @classmethod
+    def open(cls, folder: Path) -> SentenceVectors | None:
+        """The store in ``folder`` (memory-mapped), or None when the snapshot has none.
+
+        Raises:
+            IntegrityError: the table and the vectors disagree.
+        """
+        if not (folder / CHUNKS_FILE).is_file():
+            return None
+        vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
+        spans, start = {}, 0
+        for chunk_id, count in json.loads((folder / CHUNKS_FILE).read_text()):
+            spans[chunk_id] = (start, count)
+            start += count
+        if start != len(vectors):
+            raise IntegrityError(
+                f"{folder}: {CHUNKS_FILE} lists {start} sentences but {VECTORS_FILE} holds "
+                f"{len(vectors)}; rebuild the index"
+            )
+        return cls(vectors, spans)
+
+    def for_chunk(self, chunk_id: str, expected: int) -> np.ndarray | None:
+        """The vectors of the chunk's sentences, or None if unknown or split differently."""
+        span = self.spans.get(chunk_id)
+        if span is None or span[1] != expected:
+            return None
+        start, count = span
+        return np.asarray(self.vectors[start : start + count])

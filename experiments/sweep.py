@@ -204,13 +204,14 @@ def _run_group(
             "index_bytes": built.index_bytes,
         }
         index = ChromaIndex.open(built.snapshot_dir)
+        sentence_vectors = index.sentence_vectors()  # built once per chunking, shared
         try:
             for config in configs:
                 with mlflow.start_run(nested=True) as child, failures_logged():
                     mlflow.log_params(config.flatten())
                     mlflow.log_metrics(build_metrics)
                     query_embedder = CachingEmbedder(embedder)
-                    generator = make_generator(config.generation, query_embedder)
+                    generator = make_generator(config.generation, query_embedder, sentence_vectors)
                     pipeline = RagPipeline(config, index, query_embedder, generator)
                     evaluated = run_evaluation(pipeline, eval_set, judge, progress=False)
                     publish_evaluation(

@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def main(questions: int, threads: int, passes: int) -> None:
     """Print p50/p95 latency per stage for the sample eval questions."""
     config = RagConfig()
-    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl")[:questions]
+    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl", limit=questions).examples
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         built = build_snapshot(config, PROJECT / "data/sample/corpus.jsonl", Path(tmp) / "index")

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from evaluation.dataset import load_eval_set
-from evaluation.metrics import hit_rate, reciprocal_rank
+from evaluation.retrieval_metrics import retrieval_scores
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.pipeline import RagPipeline
@@ -32,7 +32,7 @@ MODES = {
 @click.option("--k", default=4, show_default=True)
 def main(k: int) -> None:
     """Print hit rate@k and MRR@k per retrieval mode."""
-    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl")
+    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl").examples
     with tempfile.TemporaryDirectory() as tmp:
         built = build_snapshot(RagConfig(), PROJECT / "data/sample/corpus.jsonl", Path(tmp) / "s")
         print(f"{built.chunk_count} chunks, {len(examples)} questions, k={k}\n")
@@ -46,10 +46,10 @@ def main(k: int) -> None:
                 [c.document_id for c in pipeline.retrieve(e.question, k=k)] for e in examples
             ]
             elapsed = (time.perf_counter() - started) * 1000 / len(examples)
-            relevant = [e.relevant_ids for e in examples]
+            scores = retrieval_scores(retrieved, [e.relevant_ids for e in examples], k).means
             print(
-                f"| {label} | {hit_rate(retrieved, relevant).score:.4f} | "
-                f"{reciprocal_rank(retrieved, relevant).score:.4f} | {elapsed:.1f} |"
+                f"| {label} | {scores[f'hit_rate_at_{k}']:.4f} | "
+                f"{scores[f'mrr_at_{k}']:.4f} | {elapsed:.1f} |"
             )
 
 

@@ -2,7 +2,8 @@
 
 Usage: python data/make_sample.py ../shared/data/squad_v1.1/dev-v1.1.json
 Writes corpus.jsonl (one paragraph per line) and eval.jsonl (one question per paragraph, with
-its reference answers and the id of the paragraph it came from).
+its reference answers, the id of the paragraph it came from and that paragraph's text as the
+reference context).
 """
 
 import json
@@ -31,7 +32,8 @@ def main(source: str) -> None:
                     answers = list(dict.fromkeys(a["text"] for a in qa["answers"]))
                     evalset.write(json.dumps({"id": qa["id"], "question": qa["question"],
                                               "reference_answers": answers,
-                                              "relevant_ids": [doc_id]},
+                                              "relevant_ids": [doc_id],
+                                              "reference_contexts": [paragraph["context"]]},
                                              ensure_ascii=False) + "\n")
 
 

@@ -1,77 +1,152 @@
-"""Run an eval set through any answer function and collect metrics and per-question rows."""
+"""Run an eval set through a pipeline and collect every metric and one row per question."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from tqdm.auto import tqdm
+
+from evaluation.answer_metrics import AnswerCase, OfflineAnswerMetrics
 from evaluation.dataset import EvalExample
-from evaluation.metrics import (
-    answer_contains_reference,
-    hit_rate,
-    latency_percentiles,
-    reciprocal_rank,
-)
+from evaluation.metrics import latency_percentiles
+from evaluation.retrieval_metrics import CURVE_DEPTH, NDCG_AT, retrieval_scores
+from rag_model.documents import RetrievedChunk
+from rag_model.pipeline import Answer, RagPipeline
 
-# question -> (answer text, retrieved document ids in rank order)
-AnswerFn = Callable[[str], tuple[str, list[str]]]
+# the order questions are judged worst by: missed retrieval first, then poor answers
+WORST_ORDER = ("hit_rate", "ndcg_at_10", "contains_reference", "rouge_l")
+
+
+class Judge(Protocol):
+    """LLM-judged metrics for one question (see ``evaluation.judge``)."""
+
+    def score(self, case: AnswerCase) -> dict[str, float]:
+        """Metric name -> score in [0, 1]."""
+        ...
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Aggregate metrics (MLflow metric names) and one row per question."""
+    """Aggregate metrics (MLflow metric names), one row per question, curve and latencies."""
 
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
+    recall_curve: dict[int, float] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def worst(self, count: int = 10) -> list[dict[str, Any]]:
+        """The ``count`` questions that did worst (retrieval misses first)."""
+
+        def badness(row: dict[str, Any]) -> tuple[float, ...]:
+            scores = row["scores"]
+            return tuple(
+                1.0 if math.isnan(scores.get(n, math.nan)) else scores[n] for n in _worst_keys(row)
+            )
+
+        return sorted(self.rows, key=badness)[:count]
 
 
-def evaluate(answer_fn: AnswerFn, examples: Sequence[EvalExample], k: int) -> EvalResult:
-    """Answer every example and score retrieval (document level) and answers.
+def _worst_keys(row: dict[str, Any]) -> list[str]:
+    return [
+        next((name for name in row["scores"] if name.startswith(prefix)), prefix)
+        for prefix in WORST_ORDER
+    ]
 
-    Metric names carry k where it matters: ``hit_rate_at_4``, ``mrr_at_4``.
+
+def evaluate(
+    pipeline: RagPipeline,
+    examples: Sequence[EvalExample],
+    k: int | None = None,
+    judge: Judge | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Answer every example with ``pipeline`` and score retrieval, answers and latency.
+
+    Retrieval is scored on documents ranked ``max(k, 10)`` deep so nDCG@10 and MAP@10 mean
+    what they say; hit rate, recall and MRR are cut at the model's own ``k``. Latency is the
+    time of ``pipeline.answer``, what ``/v1/query`` does per question.
     """
-    answers, retrieved, latencies = [], [], []
-    for example in examples:
+    k = k or pipeline.config.retrieval.k
+    depth = max(k, NDCG_AT, CURVE_DEPTH)
+    offline = OfflineAnswerMetrics(pipeline.embedder)
+    if judge is not None and hasattr(judge, "with_embedder"):
+        judge = judge.with_embedder(pipeline.embedder)  # answer relevancy embeds questions
+    answers: list[Answer] = []
+    rankings: list[list[str]] = []
+    latencies: list[float] = []
+    answer_scores: list[dict[str, float]] = []
+    for example in tqdm(examples, desc="evaluating", unit="question", disable=not progress):
         started = time.perf_counter()
-        answer, document_ids = answer_fn(example.question)
+        answer = pipeline.answer(example.question, k=k)
         latencies.append((time.perf_counter() - started) * 1000)
+        deep = pipeline.retrieve(example.question, k=depth)
         answers.append(answer)
-        retrieved.append(document_ids[:k])
-    relevant = [e.relevant_ids for e in examples]
-    hits = hit_rate(retrieved, relevant)
-    ranks = reciprocal_rank(retrieved, relevant)
-    contains = answer_contains_reference(answers, [e.reference_answers for e in examples])
+        rankings.append([chunk.document_id for chunk in deep])
+        case = AnswerCase(
+            question=example.question,
+            answer=answer.answer,
+            retrieved_contexts=[chunk.text for chunk in answer.sources],
+            reference_answers=example.reference_answers,
+            reference_contexts=example.reference_contexts,
+        )
+        scores = offline.score(case)
+        if judge is not None:
+            scores.update(judge.score(case))
+        answer_scores.append(scores)
+
+    retrieval = retrieval_scores(rankings, [e.relevant_ids for e in examples], k)
+    per_question = [
+        {**r, **a, "latency_ms": latency}
+        for r, a, latency in zip(retrieval.per_question, answer_scores, latencies, strict=True)
+    ]
     metrics = {
-        f"hit_rate_at_{k}": hits.score,
-        f"mrr_at_{k}": ranks.score,
-        "answer_contains_reference": contains.score,
+        **retrieval.means,
+        **_means(answer_scores),
         "questions": float(len(examples)),
         **latency_percentiles(latencies),
     }
     rows = [
-        {
-            "id": example.id,
-            "question": example.question,
-            "answer": answer,
-            "retrieved_ids": ids,
-            "relevant_ids": example.relevant_ids,
-            "reference_answers": example.reference_answers,
-            "hit": hit,
-            "reciprocal_rank": rank,
-            "contains_reference": contained,
-            "latency_ms": round(latency, 3),
-        }
-        for example, answer, ids, hit, rank, contained, latency in zip(
-            examples,
-            answers,
-            retrieved,
-            hits.individual_scores,
-            ranks.individual_scores,
-            contains.individual_scores,
-            latencies,
-            strict=True,
+        _row(example, answer, ranking, scores)
+        for example, answer, ranking, scores in zip(
+            examples, answers, rankings, per_question, strict=True
         )
     ]
-    return EvalResult(metrics=metrics, rows=rows)
+    return EvalResult(metrics, rows, retrieval.recall_curve, latencies)
+
+
+def _means(per_question: list[dict[str, float]]) -> dict[str, float]:
+    names = dict.fromkeys(name for scores in per_question for name in scores)
+    means = {}
+    for name in names:
+        values = [s[name] for s in per_question if not math.isnan(s.get(name, math.nan))]
+        means[name] = sum(values) / len(values) if values else math.nan
+    return means
+
+
+def _row(
+    example: EvalExample, answer: Answer, ranking: list[str], scores: dict[str, float]
+) -> dict[str, Any]:
+    return {
+        "id": example.id,
+        "question": example.question,
+        "answer": answer.answer,
+        "reference_answers": example.reference_answers,
+        "relevant_ids": example.relevant_ids,
+        "sources": [_source(chunk, example.relevant_ids) for chunk in answer.sources],
+        "ranked_document_ids": list(dict.fromkeys(ranking)),
+        "scores": {name: round(value, 6) for name, value in scores.items()},
+    }
+
+
+def _source(chunk: RetrievedChunk, relevant: list[str]) -> dict[str, Any]:
+    return {
+        "document_id": chunk.document_id,
+        "chunk_id": chunk.id,
+        "score": chunk.score,
+        "relevant": chunk.document_id in relevant,
+        "text": chunk.text,
+    }

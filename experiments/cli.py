@@ -1,4 +1,4 @@
-"""The ``rag-model`` command: main, promote, build, query, serve."""
+"""The ``rag-model`` command: every MLproject entry point, plus build, query and serve."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from pathlib import Path
 
 import click
 
+from experiments.build_index import build_index
+from experiments.evaluate_version import evaluate
 from experiments.history import history, rollback
 from experiments.main import main
 from experiments.promote import promote
+from experiments.report_index import report
+from experiments.sweep import sweep
 
 
 @click.group()
@@ -20,10 +24,8 @@ def cli() -> None:
     """Build, evaluate, register, promote and serve RAG pipelines as MLflow models."""
 
 
-cli.add_command(main)
-cli.add_command(promote)
-cli.add_command(history)
-cli.add_command(rollback)
+for command in (main, build_index, evaluate, sweep, promote, report, history, rollback):
+    cli.add_command(command)
 
 
 @cli.command()
@@ -86,5 +88,33 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
 
 
+def run_cli() -> None:
+    """Run ``cli``; under ``mlflow run``, a refused parameter also fails the run, with why.
+
+    MLflow starts the run before the script parses its parameters, so a parse error would end
+    FAILED with no message in the tracking store unless it is tagged here.
+    """
+    try:
+        cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        _tag_mlflow_run_error(exc.format_message())
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+
+
+def _tag_mlflow_run_error(message: str) -> None:
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if "error" not in client.get_run(run_id).data.tags:  # the run's own error came first
+        client.set_tag(run_id, "error", message[:5000])
+
+
 if __name__ == "__main__":
-    cli()
+    run_cli()

@@ -1,25 +1,26 @@
-"""Entry point ``main``: build the index, log the model, evaluate it, register it as candidate."""
+"""Entry point ``main``: build, log, evaluate, register, report, and point ``candidate`` at it."""
 
 from __future__ import annotations
 
-import json
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from experiments.params import (
-    DEFAULT_MODEL_NAME,
-    OptionalInt,
-    config_overrides,
-    model_name_option,
+from evaluation.dataset import EvalSet
+from evaluation.runner import Judge
+from experiments.options import (
+    DEFAULT_DATA,
+    config_options,
+    eval_options,
+    load_config,
+    load_eval,
+    make_judge,
 )
-from rag_model.config import HASH_MODEL_ID, RagConfig
-
-DEFAULT_DATA = "data/sample/corpus.jsonl"
-DEFAULT_EVAL = "data/sample/eval.jsonl"
+from experiments.params import DEFAULT_MODEL_NAME, model_name_option
+from rag_model.config import RagConfig
 
 
 @dataclass(frozen=True)
@@ -33,95 +34,85 @@ class MainResult:
     metrics: dict[str, float]
 
 
+def build_and_log(config: RagConfig, data_path: str | Path, progress: bool = True) -> Any:
+    """Build the snapshot and log the model into the active run (params, build metrics too)."""
+    import mlflow
+
+    from rag_model.build import build_snapshot
+    from rag_model.packaging.log import log_rag_model
+
+    mlflow.log_params(config.flatten())
+    mlflow.set_tag("rag_model.data_path", str(data_path))
+    with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
+        built = build_snapshot(config, data_path, Path(tmp) / "index", progress=progress)
+        mlflow.log_metrics(
+            {
+                **built.seconds,
+                "chunk_count": built.chunk_count,
+                "document_count": built.document_count,
+                "index_bytes": built.index_bytes,
+            }
+        )
+        mlflow.log_dict(built.ingestion_report, "ingestion/report.json")
+        return log_rag_model(config, built.snapshot_dir)
+
+
 def run_main(
     config: RagConfig,
     data_path: str | Path,
-    eval_path: str | Path,
+    eval_set: EvalSet,
     model_name: str = DEFAULT_MODEL_NAME,
+    judge: Judge | None = None,
     progress: bool = True,
 ) -> MainResult:
     """Build, log, evaluate and register one model version; point ``candidate`` at it.
 
     Runs inside the active MLflow run (``mlflow run`` starts one) or starts a new one. The
-    version is registered only after its evaluation succeeded, so a failed run registers
-    nothing and ends FAILED with its error logged as the ``error`` tag.
+    version is registered only after its evaluation succeeded, and deleted again if writing
+    its report or tags fails: a failed run registers nothing and ends FAILED with its error
+    logged as the ``error`` tag.
     """
     import mlflow
-    import pandas as pd
+    from mlflow.tracking import MlflowClient
 
-    from evaluation.dataset import load_eval_set
-    from evaluation.report import write_report
-    from evaluation.runner import evaluate
-    from rag_model.build import build_snapshot
-    from rag_model.packaging.lifecycle import record_evaluation
-    from rag_model.packaging.log import log_rag_model
+    from experiments.evaluation_run import publish_evaluation, run_evaluation
+    from rag_model.packaging.loading import load_pipeline
     from rag_model.packaging.registry import CANDIDATE, register_version, set_alias
 
-    examples = load_eval_set(eval_path)  # fail before the expensive build
-    with mlflow.start_run() as run:
+    with mlflow.start_run() as run, failures_logged():
+        run_id = run.info.run_id
+        mlflow.set_tag("rag_model.eval_path", eval_set.source)
+        info = build_and_log(config, data_path, progress)
+        pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
+        evaluated = run_evaluation(pipeline, eval_set, judge, progress)
+        version = str(register_version(info.model_uri, model_name).version)
         try:
-            mlflow.log_params(config.flatten())
-            mlflow.set_tags(
-                {"rag_model.data_path": str(data_path), "rag_model.eval_path": str(eval_path)}
-            )
-            with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-                built = build_snapshot(config, data_path, Path(tmp) / "index", progress=progress)
-                mlflow.log_metrics(
-                    {
-                        **built.seconds,
-                        "chunk_count": built.chunk_count,
-                        "document_count": built.document_count,
-                        "index_bytes": built.index_bytes,
-                    }
-                )
-                mlflow.log_dict(built.ingestion_report, "ingestion/report.json")
-                info = log_rag_model(config, built.snapshot_dir)
-
-            model = mlflow.pyfunc.load_model(info.model_uri)  # evaluate what will be served
-            k = config.retrieval.k
-
-            def answer(question: str) -> tuple[str, list[str]]:
-                row = model.predict(pd.DataFrame({"question": [question]}), params={"k": k})[0]
-                return row["answer"], [source["document_id"] for source in row["sources"]]
-
-            result = evaluate(answer, examples, k)
-            mlflow.log_metrics(result.metrics)
-            with warnings.catch_warnings():
-                # a local path "can be interpreted in multiple ways": both are the local file
-                warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
-                dataset = mlflow.data.from_pandas(
-                    pd.DataFrame([e.__dict__ for e in examples]).map(
-                        lambda v: json.dumps(v) if isinstance(v, list) else v
-                    ),
-                    source=str(Path(eval_path).resolve()),
-                    name=Path(eval_path).name,
-                )
-            mlflow.log_input(dataset, context="evaluation")
-            with tempfile.TemporaryDirectory(prefix="rag-model-report-") as tmp:
-                write_report(
-                    result,
-                    tmp,
-                    title=f"run {run.info.run_id}",
-                    facts={
-                        "model": info.model_uri,
-                        "eval set": f"{eval_path} (digest {dataset.digest})",
-                        "data": str(data_path),
-                        "config": json.dumps(config.to_dict()),
-                    },
-                )
-                mlflow.log_artifacts(tmp, "evaluation")
-
-            version = register_version(info.model_uri, model_name)
-            record_evaluation(
-                model_name, version.version, result.metrics, dataset.digest, k, run.info.run_id
-            )
-            set_alias(
-                model_name, CANDIDATE, version.version, reason=f"evaluated in run {run.info.run_id}"
-            )
-        except Exception as exc:
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            publish_evaluation(evaluated, eval_set, config.to_dict(), model_name, version, run_id)
+            set_alias(model_name, CANDIDATE, version, reason=f"evaluated in run {run_id}")
+        except BaseException:
+            MlflowClient().delete_model_version(model_name, version)  # nothing half-written
             raise
-    return MainResult(run.info.run_id, info.model_uri, model_name, version.version, result.metrics)
+    return MainResult(run_id, info.model_uri, model_name, version, evaluated.result.metrics)
+
+
+class failures_logged:  # noqa: N801 - used like a function: ``with failures_logged():``
+    """On an error, tag the active run with it (the run then ends FAILED) and re-raise."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any):
+        if exc is not None:
+            import mlflow
+
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+        return False
+
+
+def print_metrics(metrics: dict[str, float]) -> None:
+    """One aligned line per metric."""
+    for name, value in sorted(metrics.items()):
+        click.echo(f"  {name:28s} {value:.4f}")
 
 
 @click.command("main")
@@ -129,58 +120,36 @@ def run_main(
     "--data-path",
     default=DEFAULT_DATA,
     show_default=True,
-    help="Folder of .txt/.md files or a .jsonl file (id, text, metadata).",
+    help="Folder of documents or a .jsonl file (id, text, metadata).",
 )
-@click.option(
-    "--eval-path",
-    default=DEFAULT_EVAL,
-    show_default=True,
-    help="JSONL eval set: question, reference_answers, relevant_ids.",
-)
-@click.option("--chunk-size", type=OptionalInt(1), default="", help="Override chunking.chunk_size.")
-@click.option(
-    "--chunk-overlap", type=OptionalInt(0), default="", help="Override chunking.chunk_overlap."
-)
-@click.option("--k", type=OptionalInt(1), default="", help="Override retrieval.k.")
+@eval_options
+@config_options
 @model_name_option
-@click.option("--config", "config_path", default="", help="YAML file of config overrides.")
-@click.option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run.")
 def main(
     data_path: str,
     eval_path: str,
+    split: str,
+    max_questions: int | None,
+    judge_base_url: str,
+    judge_model: str,
+    judge_api_key_env: str,
+    config_path: str,
     chunk_size: int | None,
     chunk_overlap: int | None,
     k: int | None,
-    model_name: str,
-    config_path: str,
     fake: bool,
+    model_name: str,
 ) -> None:
     """Build, log, evaluate and register a model version as @candidate."""
     from experiments.errors import friendly_errors
 
     with friendly_errors():
-        config = RagConfig.from_yaml(config_path) if config_path else RagConfig()
-        if fake:
-            config = config.with_overrides(
-                {"embedding.model": HASH_MODEL_ID, "generation.generator": "echo"}
-            )
-        config = config.with_overrides(
-            config_overrides(
-                **{
-                    "chunking.chunk_size": chunk_size,
-                    "chunking.chunk_overlap": chunk_overlap,
-                    "retrieval.k": k,
-                }
-            )
-        )
-        result = run_main(config, data_path, eval_path, model_name)
+        config = load_config(config_path, fake, chunk_size, chunk_overlap, k)
+        eval_set = load_eval(eval_path, split, max_questions)
+        judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
+        result = run_main(config, data_path, eval_set, model_name, judge)
     click.echo(
         f"registered {result.model_name} version {result.version} as @candidate "
         f"(run {result.run_id})"
     )
-    for name, value in sorted(result.metrics.items()):
-        click.echo(f"  {name:28s} {value:.4f}")
-
-
-if __name__ == "__main__":
-    main()
+    print_metrics(result.metrics)

@@ -20,8 +20,19 @@ BM25_DIR = "bm25"
 IDS_FILE = "chunk_ids.json"
 
 
-def _tokenize(texts: list[str]):  # noqa: ANN202 - bm25s.tokenization.Tokenized
+def _bm25s():  # noqa: ANN202 - the bm25s module
+    import logging
+
     import bm25s
+
+    # bm25s sets its logger to DEBUG at import; once anything (absl, via rouge_score) configures
+    # the root handler, every index build would print a DEBUG line
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def _tokenize(texts: list[str]):  # noqa: ANN202 - bm25s.tokenization.Tokenized
+    bm25s = _bm25s()
 
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
 
@@ -51,8 +62,7 @@ class Bm25Index:
     @classmethod
     def build(cls, chunks: Sequence[Chunk], folder: Path) -> None:
         """Index ``chunks`` and save the index into ``folder`` (created)."""
-        import bm25s
-
+        bm25s = _bm25s()
         retriever = bm25s.BM25()
         retriever.index(_tokenize([chunk.text for chunk in chunks]), show_progress=False)
         folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +72,7 @@ class Bm25Index:
     @classmethod
     def open(cls, folder: Path) -> Bm25Index:
         """Load a saved index (verify the snapshot's manifest first: this trusts the files)."""
-        import bm25s
+        bm25s = _bm25s()
 
         if not (folder / IDS_FILE).is_file():
             raise IndexNotFoundError(

@@ -10,13 +10,14 @@ export RAG_MODEL_NAME="${RAG_MODEL_NAME:-rag-model}"
 PORT="${RAG_DEMO_PORT:-8000}"
 QUESTION="${RAG_DEMO_QUESTION:-Who was the duke in the battle of Hastings?}"
 
-echo "== 1/4 mlflow run main: build the Chroma snapshot, log, evaluate, register as @candidate"
+echo "== 1/4 mlflow run main: build the Chroma snapshot, log, evaluate (report), register as @candidate"
 mlflow run . -e main --env-manager local --experiment-name rag-model \
   -P model_name="$RAG_MODEL_NAME"
 
-echo "== 2/4 promote @candidate to @production"
+echo "== 2/4 promote @candidate to @production; index the evaluation reports of every version"
 mlflow run . -e promote --env-manager local --experiment-name rag-model \
   -P model_name="$RAG_MODEL_NAME" -P version=candidate
+rag-model report --model-name "$RAG_MODEL_NAME"
 
 echo "== 3/4 serve models:/$RAG_MODEL_NAME@production with gunicorn on port $PORT"
 export RAG_MODEL_URI="models:/$RAG_MODEL_NAME@production" RAG_BIND="127.0.0.1:$PORT"

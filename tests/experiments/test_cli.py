@@ -42,9 +42,16 @@ def test_main_registers_an_evaluated_candidate_and_promote_moves_production(
     assert run_data.params["retrieval.k"] == "3"
     assert run_data.params["chunking.chunk_size"] == "600"
     assert run_data.params["chunking.chunk_overlap"] == "100"  # the config default
-    assert {"hit_rate_at_3", "mrr_at_3", "chunk_count", "latency_p95_ms"} <= set(run_data.metrics)
+    assert {
+        "hit_rate_at_3", "recall_at_3", "mrr_at_3", "ndcg_at_10", "map_at_10", "rouge_l",
+        "context_recall", "semantic_similarity", "chunk_count", "index_bytes", "build_seconds",
+        "latency_p95_ms", "latency_p99_ms",
+    } <= set(run_data.metrics)  # fmt: skip
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
-    assert artifacts == {"evaluation/report.md", "evaluation/questions.jsonl"}
+    assert artifacts == {
+        f"evaluation/{name}"
+        for name in ("report.html", "report.md", "metrics.json", "questions.jsonl")
+    }
 
     promoted = run("promote")
     assert promoted.exit_code == 0
@@ -65,7 +72,7 @@ def test_main_registers_an_evaluated_candidate_and_promote_moves_production(
         (["--k", "0"], 2, "Invalid value for '--k': 0 is below the minimum 1"),
         (["--chunk-overlap", "900"], 1, "chunk_overlap must be less than chunk_size"),
         (["--config", "/nonexistent.yaml"], 1, "cannot read config file /nonexistent.yaml"),
-        (["--eval-path", "/nonexistent.jsonl"], 1, "cannot read eval set /nonexistent.jsonl"),
+        (["--eval-path", "/nonexistent.jsonl"], 1, "eval set /nonexistent.jsonl does not exist"),
     ],
 )
 def test_main_rejects_bad_parameters(

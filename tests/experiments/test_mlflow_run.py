@@ -88,4 +88,49 @@ def test_invalid_integer_param_fails_the_run_with_a_clear_message(tmp_path: Path
     client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
     (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.info.status == "FAILED"
+    assert "'three' is not an integer" in run.data.tags["error"]
     assert client.search_registered_models() == []
+
+
+def test_sweep_entry_point_logs_child_runs(tmp_path: Path) -> None:
+    config = tmp_path / "fake.yaml"
+    config.write_text(yaml.safe_dump(FAKE_CONFIG))
+    done = mlflow_run(
+        tmp_path,
+        "sweep",
+        f"data_path={SAMPLE_CORPUS}",
+        f"eval_path={SAMPLE_EVAL}",
+        f"config={config}",
+        "max_questions=20",
+        "chunk_sizes=400,800",
+        "ks=2,4",
+        "retrieval_modes=hybrid",
+        f"cache={tmp_path / 'cache.sqlite3'}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sweep of 4 configurations" in done.stdout
+    client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    assert {"best_ndcg_at_10", "best_hit_rate", "sweep_seconds"} <= set(parent.data.metrics)
+    assert "ndcg_at_10" in children[0].data.metrics
+
+
+def test_a_bad_sweep_list_fails_the_run_with_the_reason(tmp_path: Path) -> None:
+    done = mlflow_run(
+        tmp_path,
+        "sweep",
+        f"data_path={SAMPLE_CORPUS}",
+        f"eval_path={SAMPLE_EVAL}",
+        "ks=2,x",
+        "max_questions=5",
+    )
+    assert done.returncode != 0
+    assert "'2,x' is not a comma-separated list of ints" in done.stderr
+    client = MlflowClient(store := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "is not a comma-separated list" in run.data.tags["error"]

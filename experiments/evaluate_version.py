@@ -1,0 +1,80 @@
+"""Entry point ``evaluate``: evaluate a registered version, report it, tag it with the result."""
+
+from __future__ import annotations
+
+import click
+
+from evaluation.dataset import EvalSet
+from evaluation.runner import Judge
+from experiments.main import failures_logged, print_metrics
+from experiments.options import eval_options, load_eval, make_judge
+from experiments.params import model_name_option
+
+
+def evaluate_version(
+    model_name: str,
+    version: str,
+    eval_set: EvalSet,
+    judge: Judge | None = None,
+    progress: bool = True,
+) -> tuple[str, str, dict[str, float]]:
+    """Evaluate ``version`` (a number or an alias) of ``model_name`` in a new run.
+
+    Returns:
+        The version number, the evaluation run id and the metrics.
+
+    Raises:
+        RegistryError: unknown model, version or alias.
+    """
+    import mlflow
+
+    from experiments.evaluation_run import publish_evaluation, run_evaluation
+    from rag_model.packaging.loading import load_pipeline
+    from rag_model.packaging.registry import resolve_version
+
+    ref = resolve_version(model_name, version)  # fails before a run is started
+    with mlflow.start_run() as run, failures_logged():
+        mlflow.set_tags(
+            {
+                "rag_model.evaluated_model": model_name,
+                "rag_model.evaluated_version": ref.version,
+                "rag_model.eval_path": eval_set.source,
+            }
+        )
+        pipeline = load_pipeline(ref.uri)
+        mlflow.log_params(pipeline.config.flatten())
+        evaluated = run_evaluation(pipeline, eval_set, judge, progress)
+        publish_evaluation(
+            evaluated,
+            eval_set,
+            pipeline.config.to_dict(),
+            model_name,
+            ref.version,
+            run.info.run_id,
+        )
+    return ref.version, run.info.run_id, evaluated.result.metrics
+
+
+@click.command("evaluate")
+@model_name_option
+@click.option("--version", default="candidate", show_default=True, help="Version number or alias.")
+@eval_options
+def evaluate(
+    model_name: str,
+    version: str,
+    eval_path: str,
+    split: str,
+    max_questions: int | None,
+    judge_base_url: str,
+    judge_model: str,
+    judge_api_key_env: str,
+) -> None:
+    """Evaluate a registered version on an eval set; log its report and tag the version."""
+    from experiments.errors import friendly_errors
+
+    with friendly_errors():
+        eval_set = load_eval(eval_path, split, max_questions)
+        judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
+        number, run_id, metrics = evaluate_version(model_name, version, eval_set, judge)
+    click.echo(f"evaluated {model_name} version {number} (run {run_id})")
+    print_metrics(metrics)

@@ -1,0 +1,96 @@
+"""Evaluate a pipeline inside the active MLflow run, then publish it on a model version.
+
+Two steps because ``main`` registers a version only after its evaluation succeeded: first
+``run_evaluation`` (metrics and the dataset input on the run), then ``publish_evaluation``
+(report artifacts on the run, ``eval.*`` tags on the version).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from evaluation.dataset import EvalSet
+from evaluation.runner import EvalResult, Judge, evaluate
+from experiments.reporting import REPORT_DIR, report_data, write_report_files
+from rag_model.packaging.lifecycle import record_evaluation
+from rag_model.pipeline import RagPipeline
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluation and the digest of the dataset it ran on."""
+
+    result: EvalResult
+    digest: str
+    k: int
+
+
+def run_evaluation(
+    pipeline: RagPipeline,
+    eval_set: EvalSet,
+    judge: Judge | None = None,
+    progress: bool = True,
+) -> Evaluated:
+    """Evaluate ``pipeline``; log metrics, the recall curve and the dataset input on the run."""
+    result = evaluate(pipeline, eval_set.examples, judge=judge, progress=progress)
+    mlflow.log_metrics(result.metrics)
+    for n, recall in result.recall_curve.items():
+        mlflow.log_metric("recall_curve", recall, step=n)  # one chartable series in the UI
+    dataset = log_dataset(eval_set)
+    return Evaluated(result, dataset.digest, pipeline.config.retrieval.k)
+
+
+def log_dataset(eval_set: EvalSet) -> mlflow.data.Dataset:
+    """Log the eval set as the run's ``evaluation`` input; its digest identifies the set."""
+    with warnings.catch_warnings():
+        # a local path "can be interpreted in multiple ways": both are the local file
+        warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            pd.DataFrame(eval_set.records()), source=eval_set.source, name=eval_set.name
+        )
+    mlflow.log_input(dataset, context="evaluation")
+    return dataset
+
+
+def publish_evaluation(
+    evaluated: Evaluated,
+    eval_set: EvalSet,
+    config: dict,
+    model_name: str,
+    version: str | None,
+    run_id: str,
+) -> None:
+    """Log the report files on the run and, for a version, tag it with the evaluation."""
+    data = report_data(
+        evaluated.result,
+        eval_set,
+        evaluated.digest,
+        config,
+        model_name,
+        version,
+        run_id,
+        evaluated.k,
+    )
+    with tempfile.TemporaryDirectory(prefix="rag-model-report-") as tmp:
+        write_report_files(data, evaluated.result.rows, Path(tmp))
+        mlflow.log_artifacts(tmp, REPORT_DIR)
+    if version is not None:
+        record_evaluation(
+            model_name,
+            version,
+            evaluated.result.metrics,
+            evaluated.digest,
+            evaluated.k,
+            run_id,
+        )
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_model_version_tag(
+            model_name, version, "eval.dataset_name", eval_set.name
+        )

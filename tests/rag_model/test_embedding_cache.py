@@ -1,0 +1,68 @@
+"""The persistent embedding cache: same vectors, shared across instances, keyed by identity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag_model.config import EmbeddingConfig
+from rag_model.embedders import HashEmbedder
+from rag_model.embedding_cache import PersistentEmbeddingCache, embedder_identity
+
+
+class CountingEmbedder(HashEmbedder):
+    """A hash embedder that counts what it embeds and whether it was loaded."""
+
+    def __init__(self) -> None:
+        super().__init__(dimension=16)
+        self.embedded: list[str] = []
+        self.warmed = False
+
+    def warm_up(self) -> None:
+        self.warmed = True
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += texts
+        return super().embed_batch(texts)
+
+
+def test_cached_vectors_equal_fresh_ones_and_survive_a_new_instance(tmp_path: Path) -> None:
+    texts = ["alpha beta", "gamma", "alpha beta", "delta epsilon"]
+    first_inner = CountingEmbedder()
+    first = PersistentEmbeddingCache(first_inner, tmp_path / "c.sqlite3", "id-1")
+    vectors = first.embed(texts, batch_size=2)
+    np.testing.assert_array_equal(vectors, HashEmbedder(16).embed(texts))
+    assert sorted(first_inner.embedded) == ["alpha beta", "delta epsilon", "gamma"]
+    assert (first.hits, first.misses) == (1, 3)  # the repeated text is embedded once
+    first.close()
+
+    second_inner = CountingEmbedder()
+    second = PersistentEmbeddingCache(second_inner, tmp_path / "c.sqlite3", "id-1")
+    np.testing.assert_array_equal(second.embed(texts), vectors)
+    assert second_inner.embedded == [] and not second_inner.warmed  # never loaded
+    assert (second.hits, second.misses) == (4, 0)
+
+
+def test_another_embedder_identity_never_reads_these_vectors(tmp_path: Path) -> None:
+    PersistentEmbeddingCache(CountingEmbedder(), tmp_path / "c.sqlite3", "id-1").embed(["x"])
+    other_inner = CountingEmbedder()
+    PersistentEmbeddingCache(other_inner, tmp_path / "c.sqlite3", "id-2").embed(["x"])
+    assert other_inner.embedded == ["x"]
+
+
+def test_identity_covers_model_and_settings_but_not_batch_size() -> None:
+    base = EmbeddingConfig()
+    assert embedder_identity(base) == embedder_identity(base.model_copy(update={"batch_size": 7}))
+    assert embedder_identity(base) != embedder_identity(
+        base.model_copy(update={"normalize": not base.normalize})
+    )
+    assert embedder_identity(base) != embedder_identity(
+        base.model_copy(update={"model": "hash-embedder"})
+    )
+
+
+def test_empty_input(tmp_path: Path) -> None:
+    cache = PersistentEmbeddingCache(CountingEmbedder(), tmp_path / "c.sqlite3", "id")
+    assert cache.embed([]).shape == (0, 16)

@@ -7,7 +7,8 @@ SQuAD v1.1 dev paragraphs (read from ../shared/data, never copied here) and regi
 fresh MLflow store:
 
 - production: the product's defaults with the ONNX encoder (``--backend``);
-- seed: what users build today: torch encoder, no cache, dense Chroma k=4, extractive.
+- seed: what users build today: torch encoder, no cache, dense Chroma k=4, extractive that
+  embeds the retrieved sentences per answer (no build-time sentence vectors).
 
 Then starts, one after the other, (a) our gunicorn server on production, (b) ``mlflow models
 serve --env-manager local`` on the same version with as many workers, (c) ``mlflow models
@@ -40,6 +41,7 @@ from bench.loadgen import LoadResult, post, run_load, server_ms, stop, wait_read
 PROJECT = Path(__file__).resolve().parents[1]
 SEED_CONFIG = {
     "embedding": {"backend": "torch", "query_cache_size": 0},
+    "index": {"sentence_vectors": False},  # what the seed built: sentences embedded per answer
     "retrieval": {"mode": "dense", "k": 4},
     "generation": {"generator": "extractive"},
 }
@@ -313,6 +315,7 @@ def print_tables(runs: list[ServerRun], levels: list[int], extra: dict[str, Any]
 @click.option("--only", default="a,b,c", show_default=True, help="servers to run")
 @click.option("--threads", default=1, show_default=True, help="gunicorn threads (ours)")
 @click.option("--batch-wait-ms", default=0, show_default=True, help="ours: RAG_BATCH_WAIT_MS")
+@click.option("--in-process/--no-in-process", default=True, help="time predict in this process")
 def main(
     squad: str,
     paragraphs: int,
@@ -325,6 +328,7 @@ def main(
     only: str,
     threads: int,
     batch_wait_ms: int,
+    in_process: bool,
 ) -> None:
     """Run the three servers and print the tables."""
     import mlflow
@@ -360,7 +364,7 @@ def main(
         "seed": register(seed, snapshots["seed"], "rag-bench-seed"),
     }
     probe = questions[-260:-200]
-    for label in ("production", "seed"):
+    for label in ("production", "seed") if in_process else ():
         predict_ms, answer_ms = in_process_ms(uris[label], probe)
         notes.append(
             f"in-process p50 ({label}): pyfunc predict {predict_ms:.1f} ms, "
@@ -407,7 +411,8 @@ def main(
         )
     print(
         f"\n{paragraphs} SQuAD dev paragraphs, {len(questions)} questions, {workers} workers "
-        f"per server, {seconds:.0f} s per level, {os.cpu_count()} CPUs; logs in {work}"
+        f"per server, {seconds:.0f} s per level, {os.cpu_count()} CPUs; ours with "
+        f"RAG_THREADS={threads} RAG_BATCH_WAIT_MS={batch_wait_ms}; logs in {work}"
     )
     if len(runs) == 3:
         print_tables(runs, level_list, {"notes": notes})

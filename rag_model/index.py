@@ -31,6 +31,7 @@ from rag_model.manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
 
 COLLECTION_NAME = "rag_chunks"
+CHUNK_CACHE_ENTRIES = 200_000  # chunk texts kept in memory per process (~160 MB at 800 chars)
 CHROMA_DIR = "chroma"
 
 
@@ -132,6 +133,7 @@ class ChromaIndex:
         self._client: Any = None
         self._collection: Any = None
         self._workdir: Path | None = None
+        self._chunks: dict[str, tuple[str, dict[str, Any]]] = {}
 
     @classmethod
     def open(cls, snapshot_dir: str | Path) -> ChromaIndex:
@@ -194,49 +196,58 @@ class ChromaIndex:
         """``query`` for several vectors in one Chroma call."""
         self.warm_up()
         try:
+            # ids and distances only: fetching documents and metadata inside the query costs
+            # more than the search itself (2.5 vs 1.0 ms, 2,807 chunks); texts come from the
+            # chunk cache below, and Chroma only for chunks not seen yet
             result = self._collection.query(
                 query_embeddings=np.asarray(embeddings, dtype=np.float32),
                 n_results=min(k, self.chunk_count),
                 where=dict(where) if where else None,
-                include=["documents", "metadatas", "distances"],
+                include=["distances"],
             )
         except ValueError as exc:  # chromadb reports a malformed where clause as ValueError
             raise QueryError(f"invalid filter: {exc}", field="filter") from None
         space = self.manifest.get("space", "cosine")
+        found = self.get([identifier for ids in result["ids"] for identifier in ids])
         return [
             [
                 RetrievedChunk(
                     id=identifier,
-                    document_id=str((metadata or {}).get("document_id", "")),
-                    text=text or "",
+                    document_id=str(found[identifier][1].get("document_id", "")),
+                    text=found[identifier][0],
                     score=_score(distance, space),
-                    metadata=metadata or {},
+                    metadata=dict(found[identifier][1]),
                 )
-                for identifier, text, metadata, distance in zip(
-                    ids, texts, metadatas, distances, strict=True
-                )
+                for identifier, distance in zip(ids, distances, strict=True)
             ]
-            for ids, texts, metadatas, distances in zip(
-                result["ids"],
-                result["documents"],
-                result["metadatas"],
-                result["distances"],
-                strict=True,
-            )
+            for ids, distances in zip(result["ids"], result["distances"], strict=True)
         ]
 
     def get(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        """``{id: (text, metadata)}`` for chunks found by another retriever (BM25)."""
+        """``{id: (text, metadata)}`` for chunks found by a search or another retriever (BM25).
+
+        Texts are immutable per snapshot, so they are kept in a bounded cache after the first
+        fetch: popular chunks are read from Chroma's sqlite once, not once per question.
+        """
         if not ids:
             return {}
         self.warm_up()
-        found = self._collection.get(ids=ids, include=["documents", "metadatas"])
-        return {
-            identifier: (text or "", metadata or {})
+        cache = self._chunks
+        found = {}
+        for identifier in ids:
+            entry = cache.get(identifier)
+            if entry is not None:
+                found[identifier] = entry
+        missing = [identifier for identifier in dict.fromkeys(ids) if identifier not in found]
+        if missing:
+            fetched = self._collection.get(ids=missing, include=["documents", "metadatas"])
+            if len(cache) + len(fetched["ids"]) > CHUNK_CACHE_ENTRIES:
+                cache.clear()  # rare (indexes past the bound): start over rather than track use
             for identifier, text, metadata in zip(
-                found["ids"], found["documents"], found["metadatas"], strict=True
-            )
-        }
+                fetched["ids"], fetched["documents"], fetched["metadatas"], strict=True
+            ):
+                found[identifier] = cache[identifier] = (text or "", metadata or {})
+        return found
 
     def ids_matching(self, where: Mapping[str, Any]) -> set[str]:
         """Ids of the chunks whose metadata match ``where`` (to filter BM25 results)."""

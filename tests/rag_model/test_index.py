@@ -272,3 +272,32 @@ def test_open_refuses_a_chroma_folder_without_manifest(snapshot_copy: Path) -> N
         match=re.escape(f"no manifest.json in {snapshot_copy}: not a rag-model artifact"),
     ):
         ChromaIndex.open(snapshot_copy)
+
+
+def test_chunk_texts_are_read_from_chroma_once(index: ChromaIndex) -> None:
+    first = index.query(_vector("oxygen"), k=3)
+    collection = index._collection  # noqa: SLF001 - count the reads behind the cache
+    reads: list[list[str]] = []
+    original = collection.get
+
+    def counting_get(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        reads.append(kwargs.get("ids") or [])
+        return original(*args, **kwargs)
+
+    index._collection = _Proxy(collection, get=counting_get)  # noqa: SLF001
+    again = index.query(_vector("oxygen"), k=3)
+
+    assert reads == []  # every text came from the cache
+    assert [(c.id, c.text, c.metadata) for c in again] == [
+        (c.id, c.text, c.metadata) for c in first
+    ]
+    again[0].metadata["title"] = "changed"  # results get copies: the cache is not touched
+    assert index.query(_vector("oxygen"), k=3)[0].metadata == first[0].metadata
+
+
+class _Proxy:
+    def __init__(self, inner: object, **overrides: object) -> None:
+        self._inner, self._overrides = inner, overrides
+
+    def __getattr__(self, name: str) -> object:
+        return self._overrides.get(name) or getattr(self._inner, name)

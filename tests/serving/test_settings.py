@@ -26,3 +26,12 @@ def test_reads_prefixed_variables() -> None:
 def test_bad_values_name_the_variable(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"RAG_WORKERS": value})
+
+
+def test_zero_turns_off_the_caches_and_batching_but_not_the_rest() -> None:
+    settings = Settings.from_env({"RAG_ANSWER_CACHE_SIZE": "0", "RAG_BATCH_WAIT_MS": "0"})
+    assert (settings.answer_cache_size, settings.batch_wait_ms) == (0, 0)
+    with pytest.raises(ConfigError, match="RAG_BATCH_MAX must be > 0, got 0"):
+        Settings.from_env({"RAG_BATCH_MAX": "0"})
+    with pytest.raises(ConfigError, match="RAG_BATCH_WAIT_MS must be >= 0, got -1"):
+        Settings.from_env({"RAG_BATCH_WAIT_MS": "-1"})

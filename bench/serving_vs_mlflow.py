@@ -308,9 +308,7 @@ def print_tables(runs: list[ServerRun], levels: list[int], extra: dict[str, Any]
 @click.option("--seconds", default=8.0, show_default=True, help="per load level")
 @click.option("--levels", default="1,4,16,64", show_default=True)
 @click.option("--repeat-share", default=0.5, show_default=True)
-@click.option(
-    "--backend", type=click.Choice(["onnx", "onnx-int8", "torch"]), default="onnx"
-)
+@click.option("--backend", type=click.Choice(["onnx", "onnx-int8", "torch"]), default="onnx")
 @click.option("--cache", default=".rag-model/bench-cache", show_default=True)
 @click.option("--only", default="a,b,c", show_default=True, help="servers to run")
 @click.option("--threads", default=1, show_default=True, help="gunicorn threads (ours)")

@@ -111,7 +111,6 @@ class MicroBatcher(Generic[Item, Result]):
             else:
                 future.set_result(result)
 
-
     def _alone(self, item: Item) -> object:
         try:
             return self.run_batch([item])[0]

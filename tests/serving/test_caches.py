@@ -92,8 +92,9 @@ def test_embedding_cache_counts_reach_metrics_exactly_once(fake_pipeline: RagPip
     assert isinstance(fake_pipeline.embedder, CachingEmbedder)
     client = app_client(fake_pipeline, answer_cache_size=0)
     client.get("/health")  # starts counting from the embedder's current totals
-    hits, misses = counter("rag_embedding_cache_hits_total"), counter(
-        "rag_embedding_cache_misses_total"
+    hits, misses = (
+        counter("rag_embedding_cache_hits_total"),
+        counter("rag_embedding_cache_misses_total"),
     )
     before = fake_pipeline.embedder.hits, fake_pipeline.embedder.misses
     questions = [f"What is element number {n}?" for n in range(8)] * 2

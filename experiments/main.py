@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,18 +97,16 @@ def run_main(
     return MainResult(run_id, info.model_uri, model_name, version, evaluated.result.metrics)
 
 
-class failures_logged:  # noqa: N801 - used like a function: ``with failures_logged():``
+@contextmanager
+def failures_logged() -> Iterator[None]:
     """On an error, tag the active run with it (the run then ends FAILED) and re-raise."""
+    try:
+        yield
+    except BaseException as exc:
+        import mlflow
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any):
-        if exc is not None:
-            import mlflow
-
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
-        return False
+        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+        raise
 
 
 def print_metrics(metrics: dict[str, float]) -> None:

@@ -108,14 +108,8 @@ class HashEmbedder(Embedder):
         return vectors / np.where(norms == 0, 1.0, norms)
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """all-MiniLM-L6-v2 through sentence-transformers, from local files only.
-
-    Example:
-        >>> embedder = SentenceTransformerEmbedder(bundled_minilm_dir())
-        >>> embedder.embed(["hello"]).shape
-        (1, 384)
-    """
+class _MiniLMEmbedder(Embedder):
+    """What both MiniLM backends share: identity, model folder, settings, token counting."""
 
     model_id = MINILM_MODEL_ID
     dimension = 384
@@ -124,7 +118,22 @@ class SentenceTransformerEmbedder(Embedder):
         self.model_dir = Path(model_dir)
         self.normalize = normalize
         self.threads = threads
-        self._model = None
+
+    def token_counter(self) -> Callable[[str], int]:
+        """Word pieces of the model's own tokenizer (tokenizer.json; no transformers import)."""
+        return _piece_counter(self.model_dir / ONNX_TOKENIZER_FILE)
+
+
+class SentenceTransformerEmbedder(_MiniLMEmbedder):
+    """all-MiniLM-L6-v2 through sentence-transformers, from local files only.
+
+    Example:
+        >>> embedder = SentenceTransformerEmbedder(bundled_minilm_dir())
+        >>> embedder.embed(["hello"]).shape
+        (1, 384)
+    """
+
+    _model = None
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -142,10 +151,6 @@ class SentenceTransformerEmbedder(Embedder):
             torch.set_num_threads(self.threads)
         self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
 
-    def token_counter(self) -> Callable[[str], int]:
-        """Word pieces of the model's own tokenizer (tokenizer.json; no transformers import)."""
-        return _piece_counter(self.model_dir / ONNX_TOKENIZER_FILE)
-
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
         assert self._model is not None
@@ -158,7 +163,7 @@ class SentenceTransformerEmbedder(Embedder):
         )
 
 
-class OnnxEmbedder(Embedder):
+class OnnxEmbedder(_MiniLMEmbedder):
     """all-MiniLM-L6-v2 exported to ONNX and run by onnxruntime, without torch.
 
     Tokenized by the ``tokenizers`` library from the model's tokenizer.json, mean-pooled and
@@ -170,15 +175,8 @@ class OnnxEmbedder(Embedder):
         (1, 384)
     """
 
-    model_id = MINILM_MODEL_ID
-    dimension = 384
-
-    def __init__(self, model_dir: str | Path, normalize: bool = True, threads: int | None = None):
-        self.model_dir = Path(model_dir)
-        self.normalize = normalize
-        self.threads = threads
-        self._session = None
-        self._tokenizer = None
+    _session = None
+    _tokenizer = None
 
     def warm_up(self) -> None:
         if self._session is not None:
@@ -218,10 +216,6 @@ class OnnxEmbedder(Embedder):
             return max(int(os.environ.get("OMP_NUM_THREADS", "0")), 0)
         except ValueError:
             return 0
-
-    def token_counter(self) -> Callable[[str], int]:
-        """Word pieces of the model's own tokenizer, as for the torch backend."""
-        return _piece_counter(self.model_dir / ONNX_TOKENIZER_FILE)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()

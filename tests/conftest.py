@@ -176,3 +176,17 @@ def minilm_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
     ref = register_version(info.model_uri, "rag-model")
     set_alias("rag-model", PRODUCTION, ref.version)
     return RegisteredModel(uri, "rag-model", ref.version, info.model_uri)
+
+
+def serve_in_thread(app: object) -> tuple[object, str]:
+    """Serve a WSGI ``app`` on a free local port in a daemon thread: (server, ``.../v1`` URL).
+
+    For the OpenAI-compatible fakes the tests start; stop with ``server.shutdown()``.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/v1"

@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, request
-from werkzeug.serving import make_server
 
 from evaluation.answer_metrics import AnswerCase
 from evaluation.judge import JudgeError, LLMJudge
 from rag_model.embedders import HashEmbedder
 from rag_model.errors import ConfigError
+from tests.conftest import serve_in_thread
 
 KEY = "judge-secret-key-456"
 
@@ -51,9 +50,7 @@ class FakeJudge:
         self.calls: list[dict] = []
         app = Flask("fake-judge")
         app.post("/v1/chat/completions")(self.complete)
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_in_thread(app)
 
     def complete(self):  # noqa: ANN201
         body = request.get_json()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
 
 from rag_model.config import GenerationConfig, RagConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.errors import GenerationError
 from rag_model.llm import OpenAIGenerator
+from tests.conftest import serve_in_thread
 
 KEY = "test-secret-key-123"
 ANSWER = "Brunel built the bridge in 1864 [2]."
@@ -32,9 +31,7 @@ class FakeLLM:
         self.flaky_failures = 0
         app = Flask("fake-llm")
         app.post("/v1/chat/completions")(self.complete)
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_in_thread(app)
 
     def complete(self):  # noqa: ANN201
         body = request.get_json()

@@ -39,6 +39,18 @@ def on_starting(server):  # noqa: ANN001, D103 - gunicorn hook
     os.makedirs(folder, exist_ok=True)
 
 
+def post_worker_init(worker):  # noqa: ANN001, D103 - gunicorn hook
+    # A worker accepts connections only after its first load attempt ended: while one worker
+    # still loads, the kernel hands new connections to the workers that are serving, so a
+    # rolling start or a replaced worker never answers 503 "not ready" next to a ready one.
+    holder = worker.wsgi.extensions.get("rag_model")
+    if holder is None:
+        return
+    while not holder.attempted():
+        worker.notify()
+        holder.wait(timeout=1.0)  # the master kills a worker silent for ``timeout`` seconds
+
+
 def child_exit(server, worker):  # noqa: ANN001, D103 - gunicorn hook
     from prometheus_client import multiprocess
 

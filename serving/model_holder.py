@@ -218,6 +218,10 @@ class ModelHolder:
         self._first_attempt.wait(timeout)
         return self.state
 
+    def attempted(self) -> bool:
+        """Whether the first load attempt has ended (loaded, failed or stopped)."""
+        return self._first_attempt.is_set()
+
     def check_now(self) -> None:
         """One watcher step: load the alias's version if it changed (also used by tests)."""
         try:

@@ -121,7 +121,8 @@ def test_hot_swap_under_load_and_refusal_of_a_corrupted_version(tmp_path: Path) 
     outcomes = load.outcomes
     print(
         f"\nhot swap under load: {len(outcomes)} requests, versions "
-        f"{sorted({h for _, h, _ in outcomes})}, failed {sum(o[0] != 200 for o in outcomes)}"
+        f"{sorted({str(h) for _, h, _ in outcomes})}, "
+        f"failed {[o for o in outcomes if o[0] != 200]}"
     )
     assert len(outcomes) > 100
     failed = [outcome for outcome in outcomes if outcome[0] != 200]

@@ -17,6 +17,13 @@ _settings = Settings.from_env()
 # read by torch when a worker first imports it; the master never does
 os.environ.setdefault("OMP_NUM_THREADS", str(_settings.torch_threads))
 os.environ.setdefault("MKL_NUM_THREADS", str(_settings.torch_threads))
+# A worker's only MLflow client is its watcher, which retries an unreachable registry itself
+# with a capped backoff shown in /ready. MLflow's own defaults (7 retries, backoff factor 2,
+# 120 s timeout) would hold each failed alias check for about four minutes; these make one
+# fail in a few seconds and still ride out a blip while a new version downloads.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 # every worker writes its metrics here; /metrics in any worker aggregates them all
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rag-model-metrics-")

@@ -7,8 +7,6 @@ recorded) -> force -> rollback, then `history` prints it in order.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,45 +15,19 @@ import pytest
 from click.testing import CliRunner
 
 from experiments.cli import cli
-from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, free_port, wait_until_http_ok
+from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, MlflowServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'backend.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        wait_until_http_ok(f"{url}/health", process, root / "server.log", timeout=120)
-        yield url, root / "artifacts"
+        server.start()
+        yield server.url, server.root / "artifacts"
     finally:
-        process.terminate()
-        process.wait(30)
+        server.stop()
 
 
 def cli_run(*args: str):

@@ -15,6 +15,7 @@ import requests
 from mlflow import MlflowClient
 
 from bench.loadgen import process_tree
+from rag_model.packaging.registry import register_version
 from tests.conftest import MlflowServer, Server, use_tracking_store
 from tests.serving.live import Load, log_version, wait_for
 
@@ -100,8 +101,8 @@ def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
         mlflow.set_tracking_uri(tracking.url)
         mlflow.set_registry_uri(tracking.url)
         mlflow.set_experiment("faults")
-        v1, _ = log_version(tmp_path, 800, name="faults")
-        v2, _ = log_version(tmp_path, 600, name="faults")
+        v1, model_id = log_version(tmp_path, 800, name="faults")
+        v2 = register_version(f"models:/{model_id}", "faults").version  # same files, cheaper
         client = MlflowClient()
         client.set_registered_model_alias("faults", "production", v1)
         server = Server(

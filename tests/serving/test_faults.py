@@ -75,9 +75,10 @@ def test_a_killed_worker_is_replaced_and_only_its_in_flight_request_fails(tmp_pa
     # before it accepts the next; connections not yet accepted wait in the listening socket's
     # queue, which the master and the other workers share, not in the killed worker. So a
     # SIGKILL loses at most the one request the worker was answering, and that one fails as a
-    # connection error (reset), never as an HTTP error.
+    # broken connection (reset before the answer, or cut inside it), never as an HTTP error.
     assert len(failed) <= 1
-    assert all(status == 0 and error.startswith("ConnectionError(") for status, _, error in failed)
+    broken = ("ConnectionError(", "ChunkedEncodingError(")
+    assert all(status == 0 and error.startswith(broken) for status, _, error in failed)
     assert len(outcomes) - len(failed) >= 150
 
 
@@ -113,7 +114,7 @@ def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
                 "RAG_WATCH_MAX_BACKOFF_SECONDS": "8",
                 "RAG_TEST_LOG": str(tmp_path / "gunicorn.log"),
             },
-            workers=2,
+            workers=1,  # every /ready shows the same watcher
         )
         server.wait_ready()
         load = Load(server.url)
@@ -127,10 +128,10 @@ def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
         metrics = requests.get(f"{server.url}/metrics", timeout=10).text
 
         tracking.start()  # same port, same store
-        wait_for(lambda: all(ready_watch(server)["consecutive_failures"] == 0 for _ in range(6)))
+        wait_for(lambda: ready_watch(server)["consecutive_failures"] == 0)
         recovered = ready_watch(server)
         client.set_registered_model_alias("faults", "production", v2)  # a promotion afterwards
-        wait_for(lambda: load.last(40) == [v2] * 40)  # both workers swapped
+        wait_for(lambda: load.last(20) == [v2] * 20)
     finally:
         if load is not None:
             load.stop()

@@ -140,30 +140,42 @@ def workers_of(master: int) -> list[int]:
 
 def soak(
     port: int, master: int, clients: int, seconds: float, every: float, asked: Iterator[str]
-) -> tuple[LoadResult, dict[int, Memory]]:
-    """Load for ``seconds`` while sampling each worker's RSS every ``every`` seconds."""
+) -> tuple[LoadResult, dict[int, Memory], list[float]]:
+    """Load for ``seconds`` while sampling each worker's RSS every ``every`` seconds.
+
+    Returns the load, the memory per worker pid and the machine's 1-minute load averages
+    (the conditions: other processes on the same cores change every figure).
+    """
     body = lambda question: {"question": question}  # noqa: E731
     result: list[LoadResult] = []
     loader = threading.Thread(
         target=lambda: result.append(run_load(port, "/v1/query", body, asked, clients, seconds))
     )
     memory: dict[int, Memory] = {}
+    machine: list[float] = []
     started = time.perf_counter()
     loader.start()
     while True:  # the first sample at once, the last one after the load ended
         elapsed = time.perf_counter() - started
         for pid in workers_of(master):
             memory.setdefault(pid, Memory()).samples.append((elapsed, rss(pid)))
+        machine.append(os.getloadavg()[0])
         if not loader.is_alive():
             break
         loader.join(every)
-    return result[0], memory
+    return result[0], memory, machine
 
 
-def print_report(args: argparse.Namespace, load: LoadResult, memory: dict[int, Memory]) -> None:
+def print_report(
+    args: argparse.Namespace, load: LoadResult, memory: dict[int, Memory], machine: list[float]
+) -> None:
     """The Markdown tables: load, RSS per worker, RSS by minute."""
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(load.error_kinds.items()))
-    print(f"\n{args.minutes:g} min, {args.clients} clients, {args.workers} workers")
+    print(
+        f"\n{args.minutes:g} min, {args.clients} clients, {args.workers} workers, "
+        f"{os.cpu_count()} CPUs; 1-min load average during the soak: mean "
+        f"{sum(machine) / len(machine):.1f}, max {max(machine):.1f}"
+    )
     print("\n| requests | errors | req/s | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
     print(
@@ -230,13 +242,13 @@ def main(argv: list[str] | None = None) -> None:
             body = lambda question: {"question": question}  # noqa: E731
             warm = run_load(port, "/v1/query", body, asked, args.clients, args.warmup_seconds)
             print(f"warm-up: {len(warm.latencies)} requests, {warm.errors} errors", flush=True)
-            load, memory = soak(
+            load, memory, machine = soak(
                 port, process.pid, args.clients, args.minutes * 60, args.sample_seconds, asked
             )
         finally:
             stop(process)
             server_log = (root / "server.log").read_text(errors="replace")
-        print_report(args, load, memory)
+        print_report(args, load, memory, machine)
         if load.errors:
             print(f"\nfirst error: {load.first_error}\nserver log tail:\n{server_log[-3000:]}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,6 +96,56 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# the command the Dockerfile's CMD and the Kubernetes example run (tests/test_deploy.py checks)
+GUNICORN_ARGS = ["-c", "serving/gunicorn.conf.py", "serving:create_app()"]
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of the program ``name``, or a test failure saying which Debian package has it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: apt-get install -y {package} (.ci/run installs it)",
+            pytrace=False,
+        )
+    return path
+
+
+NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free localhost port, no persistence; ``stop()`` ends it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        binary = require_tool("redis-server", "redis-server")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                time.sleep(0.05)
+        self.client = client
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
 class Server:
     """A real gunicorn process on a free localhost port; stopped by the fixture."""
 
@@ -111,14 +162,7 @@ class Server:
             "RAG_WORKERS": str(workers),
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "serving/gunicorn.conf.py",
-                "serving:create_app()",
-            ],
+            [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS],
             cwd=PROJECT,
             env=full_env,
             stdout=self.log.open("wb"),

@@ -26,6 +26,7 @@ workers = _settings.workers
 threads = _settings.threads
 worker_class = "gthread" if _settings.threads > 1 else "sync"
 timeout = _settings.timeout
+keepalive = _settings.keepalive
 graceful_timeout = _settings.graceful_timeout
 preload_app = False  # a Chroma client or torch threads in the master hang the workers
 accesslog = None  # serving.observability writes one JSON line per request instead

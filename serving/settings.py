@@ -43,6 +43,9 @@ class Settings:
     poll_seconds: int = 10
     # gunicorn threads per worker (1: sync workers; more: gthread)
     threads: int = 1
+    # gthread: seconds an idle keep-alive connection stays open; behind a proxy that keeps
+    # connections (deploy/nginx: 15 s), set it above the proxy's so the proxy closes first
+    keepalive: int = 2
     # API keys: comma-separated, and/or a file with one key per line; none means no auth
     api_keys: str = ""
     api_keys_file: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -12,7 +13,7 @@ from rag_model.errors import ConfigError
 from rag_model.pipeline import RagPipeline
 from serving import create_app
 from serving.settings import Settings
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer, Server, free_port
 from tests.serving.conftest import TEST_SETTINGS, served_model
 
 QUESTION = {"question": "What is oxygen?"}
@@ -119,3 +120,18 @@ def test_redis_counts_are_shared_and_an_outage_falls_back_to_per_worker_counts(
             time.sleep(0.5)
     finally:
         redis.stop()
+
+
+@pytest.mark.slow
+def test_gunicorn_exits_at_start_naming_an_unreachable_redis(tmp_path: Path) -> None:
+    uri = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    log = tmp_path / "server.log"
+    server = Server(
+        {"RAG_RATE_LIMIT": "5/minute", "RAG_RATE_LIMIT_STORAGE": uri, "RAG_TEST_LOG": str(log)},
+        workers=1,
+    )
+    try:
+        assert server.process.wait(120) == 3  # gunicorn: a worker failed to boot
+    finally:
+        server.stop()
+    assert f"RAG_RATE_LIMIT_STORAGE {uri}: cannot reach it; start Redis there" in log.read_text()

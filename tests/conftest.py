@@ -102,7 +102,8 @@ GUNICORN_ARGS = ["-c", "serving/gunicorn.conf.py", "serving:create_app()"]
 
 def require_tool(name: str, package: str) -> str:
     """The path of the program ``name``, or a test failure saying which Debian package has it."""
-    path = shutil.which(name)
+    # Debian puts daemons (nginx) in /usr/sbin, which is not on a non-root user's PATH
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         pytest.fail(
             f"{name} is not installed: apt-get install -y {package} (.ci/run installs it)",

@@ -123,21 +123,6 @@ def record_digest(identifier: str, document: str | None, metadata: Any, embeddin
     return int.from_bytes(hashlib.sha256(text.encode() + b"\0" + vector).digest(), "big")
 
 
-def digest_batch(batch: Mapping[str, Any]) -> int:
-    """The sum of ``record_digest`` over a batch from ``collection.get``."""
-    return sum(
-        record_digest(identifier, document, metadata, embedding)
-        for identifier, document, metadata, embedding in zip(
-            batch["ids"], batch["documents"], batch["metadatas"], batch["embeddings"], strict=True
-        )
-    )
-
-
-def finish_digest(total: int) -> str:
-    """The hex content digest from the running sum of record digests."""
-    return f"{total % _DIGEST_MODULUS:064x}"
-
-
 def collection_digest(collection: Any, batch_size: int = READ_BATCH) -> str:
     """The content digest of a collection: the sum of its records' sha256 modulo 2**256.
 
@@ -148,8 +133,17 @@ def collection_digest(collection: Any, batch_size: int = READ_BATCH) -> str:
     """
     total = 0
     for batch in iter_records(collection, batch_size):
-        total += digest_batch(batch)
-    return finish_digest(total)
+        total += sum(
+            record_digest(identifier, document, metadata, embedding)
+            for identifier, document, metadata, embedding in zip(
+                batch["ids"],
+                batch["documents"],
+                batch["metadatas"],
+                batch["embeddings"],
+                strict=True,
+            )
+        )
+    return f"{total % _DIGEST_MODULUS:064x}"
 
 
 def fingerprint_metadata(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,6 @@ class Published:
     publish: PublishResult
     bundled_uri: str
     server_uri: str
-    tracking_uri: str
 
     def load_with(self, **index: Any) -> Any:
         """Load the server-mode model with some ``index`` settings overridden at load time."""
@@ -83,7 +82,7 @@ def published(
 ) -> Iterator[Published]:
     root = tmp_path_factory.mktemp("server-mode")
     saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    tracking_uri = use_tracking_store(root / "mlflow")
+    use_tracking_store(root / "mlflow")
     bundled = RagConfig.from_dict(BASE)
     config = server_config(chroma_server.url, "sample")
     built = build_snapshot(bundled, SAMPLE_CORPUS, root / "snapshot")
@@ -93,15 +92,7 @@ def published(
     with mlflow.start_run():
         server_uri = log_rag_model(config, built.snapshot_dir).model_uri
     set_alias(SERVED_NAME, PRODUCTION, register_version(server_uri, SERVED_NAME).version)
-    yield Published(
-        chroma_server,
-        built.snapshot_dir,
-        config,
-        result,
-        bundled_uri,
-        server_uri,
-        tracking_uri,
-    )
+    yield Published(chroma_server, built.snapshot_dir, config, result, bundled_uri, server_uri)
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     for key, value in saved.items():
         if value is None:
@@ -334,6 +325,7 @@ def test_served_answers_match_and_a_chroma_outage_is_a_503(published: Published)
                     }
                 },
             )
+            assert client.get("/ready").status_code == 200  # the model stays loaded
         finally:
             published.server.start()  # same folder and port: a restart
         again = client.post("/v1/query", json={"question": question})

@@ -235,3 +235,61 @@ def serve_in_thread(app: object) -> tuple[object, str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}/v1"
+
+
+class ChromaServer:
+    """A real ``chroma run`` server over a folder under tmp, on a free localhost port.
+
+    ``stop()`` and ``start()`` again keep the folder and the port (a restart).
+    """
+
+    def __init__(self, path: Path, log: Path) -> None:
+        # the CLI ships with the chromadb wheel, beside this interpreter
+        self.executable = Path(sys.executable).with_name("chroma")
+        if not self.executable.is_file():
+            raise RuntimeError(
+                f"no chroma CLI at {self.executable}; install chromadb (requirements-lock.txt)"
+            )
+        self.path, self.log = path, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(self.executable),
+                "run",
+                "--path",
+                str(self.path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until_http_ok(f"{self.url}/api/v2/heartbeat", self.process, self.log, timeout)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A ``chroma run`` server for one test module, stopped after it."""
+    root = tmp_path_factory.mktemp("chroma-server")
+    server = ChromaServer(root / "data", root / "chroma.log")
+    server.start()
+    yield server
+    server.stop()

@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -63,6 +64,38 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     if mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def use_tracking_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Call it with a live tracking server's URL and an experiment name to use them.
+
+    This process and its children then log runs, registry and artifacts there; the environment
+    and MLflow's tracking URI are restored after the test.
+    """
+    import mlflow
+
+    def use(url: str, experiment: str) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+        monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
+        mlflow.set_experiment(experiment)  # on the server, not an id left by another test
+
+    yield use
+    if mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+def invoke_cli(*args: str) -> Any:
+    """Run the ``rag-model`` command in this process (click's runner); exceptions propagate."""
+    from click.testing import CliRunner
+
+    from experiments.cli import cli
+
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def wait_until_http_ok(

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
-import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
 
 from bench.loadgen import process_tree
 from rag_model.packaging.registry import register_version
-from tests.conftest import MlflowServer, Server, use_tracking_store
+from tests.conftest import Server, use_tracking_store
 from tests.serving.live import Load, log_version, wait_for
+from tests.tracking_services import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -90,18 +91,13 @@ def ready_watch(server: Server) -> dict:
 
 
 def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, use_tracking_server: Callable[[str, str], None]
 ) -> None:
-    tracking = MlflowServer(tmp_path)
+    tracking = MlflowServer(tmp_path, f"sqlite:///{tmp_path / 'backend.db'}", str(tmp_path / "art"))
     tracking.start()
     server = load = None
     try:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.url)
-        monkeypatch.setenv("MLFLOW_REGISTRY_URI", tracking.url)
-        monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-        mlflow.set_tracking_uri(tracking.url)
-        mlflow.set_registry_uri(tracking.url)
-        mlflow.set_experiment("faults")
+        use_tracking_server(tracking.url, "faults")
         v1, model_id = log_version(tmp_path, 800, name="faults")
         v2 = register_version(f"models:/{model_id}", "faults").version  # same files, cheaper
         client = MlflowClient()
@@ -138,7 +134,6 @@ def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
         if server is not None:
             server.stop()
         tracking.stop()
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     failing = [watch for watch in seen if watch["consecutive_failures"] > 0]
     backoffs = sorted({watch["backoff_seconds"] for watch in failing})
     print(

@@ -88,8 +88,8 @@ def test_spark_udf_answers_like_the_pyfunc_model_whatever_the_column_order(
         assert len(g["sources"]) == 3
         # Spark's workers run torch on one thread: float noise in the scores, nothing else
         assert [_exact(s) for s in g["sources"]] == [_exact(s) for s in e["sources"]]
-        assert [_scores(s) for s in g["sources"]] == pytest.approx(
-            [_scores(s) for s in e["sources"]], abs=1e-5
+        assert [x for s in g["sources"] for x in _scores(s)] == pytest.approx(
+            [x for s in e["sources"] for x in _scores(s)], abs=1e-5
         )
 
 

@@ -1,6 +1,7 @@
 """Batch scoring throughput: mlflow.pyfunc.spark_udf on local Spark against in-process scoring.
 
 Usage: python -m bench.spark_scoring [--questions 356] [--master local[2]] [--partitions 2]
+       [--threads 1]
 
 Scores the same questions (the sample eval set, repeated, each repeat made a distinct text so
 no query cache answers it) with the same registered model (MiniLM + Chroma + extractive, the
@@ -84,15 +85,21 @@ def _loaded(model_uri: str) -> tuple[object, float]:
 @click.option("--master", default="local[2]", show_default=True, help="Spark master.")
 @click.option("--partitions", default=2, show_default=True, help="Partitions of the questions.")
 @click.option("--spark-runs", default=2, show_default=True, help="Spark jobs, one after another.")
-def main(questions: int, master: str, partitions: int, spark_runs: int) -> None:
+@click.option(
+    "--threads", default=1, show_default=True, help="torch threads in process (Spark workers: 1)."
+)
+def main(questions: int, master: str, partitions: int, spark_runs: int, threads: int) -> None:
     """Print questions/s of spark_udf next to in-process pyfunc.predict and answer_many."""
     import pandas as pd
+    import torch
 
+    torch.set_num_threads(threads)
     from rag_spark.scoring import score_questions
     from rag_spark.session import spark_session
 
     model_uri = _model_uri()
     texts = _questions(questions)
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = []
 
     model, load_s = _loaded(model_uri)
@@ -130,10 +137,10 @@ def main(questions: int, master: str, partitions: int, spark_runs: int) -> None:
         rows.append((f"spark_udf, {master}", elapsed, note))
     spark.stop()
 
-    threads = os.environ.get("OMP_NUM_THREADS", "torch default")
     print(
         f"{len(texts)} questions, model {model_uri} (sample corpus, MiniLM torch, hybrid k=4, "
-        f"extractive); in-process torch threads: {threads}; Spark workers: 1 thread each\n"
+        f"extractive); in-process torch threads: {threads}; Spark workers: 1 thread each; "
+        f"load average before: {load_before}\n"
     )
     print("| scoring | seconds | questions/s | notes |\n|---|---|---|---|")
     for name, seconds, note in rows:

@@ -36,17 +36,18 @@ class MainResult:
     metrics: dict[str, float]
 
 
-def build_and_log(config: RagConfig, data_path: str | Path, progress: bool = True) -> Any:
+def build_and_log(
+    config: RagConfig, data_path: str | Path, progress: bool = True, engine: str = "local"
+) -> Any:
     """Build the snapshot and log the model into the active run (params, build metrics too)."""
     import mlflow
 
-    from rag_model.build import build_snapshot
     from rag_model.packaging.log import log_rag_model
 
     mlflow.log_params(config.flatten())
-    mlflow.set_tag("rag_model.data_path", str(data_path))
+    mlflow.set_tags({"rag_model.data_path": str(data_path), "rag_model.build_engine": engine})
     with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-        built = build_snapshot(config, data_path, Path(tmp) / "index", progress=progress)
+        built = build_with(engine, config, data_path, Path(tmp) / "index", progress)
         mlflow.log_metrics(
             {
                 **built.seconds,
@@ -62,6 +63,26 @@ def build_and_log(config: RagConfig, data_path: str | Path, progress: bool = Tru
             published = publish_snapshot(built.snapshot_dir, config.index)
             mlflow.log_metric("publish_seconds", published.seconds)
         return log_rag_model(config, built.snapshot_dir)
+
+
+def build_with(
+    engine: str,
+    config: RagConfig,
+    data_path: str | Path,
+    snapshot_dir: str | Path,
+    progress: bool = True,
+) -> Any:
+    """Build a snapshot in this process (``local``) or on Spark (``spark``): the same files."""
+    if engine == "spark":
+        from rag_model.index import check_snapshot_target
+        from rag_spark.indexing import build_snapshot_on_spark
+        from rag_spark.session import spark_session
+
+        check_snapshot_target(Path(snapshot_dir))  # in a second, before Spark starts
+        return build_snapshot_on_spark(spark_session(), config, data_path, snapshot_dir)
+    from rag_model.build import build_snapshot
+
+    return build_snapshot(config, data_path, snapshot_dir, progress=progress)
 
 
 def run_main(

@@ -129,8 +129,9 @@ def check_k(k: int | None, field: str = "k") -> int | None:
     """``k`` if within 1..RAG_MAX_K (None: the model's default), else a 422."""
     limit = settings().max_k
     if k is not None and not 1 <= k <= limit:
+        got = str(k) if len(str(k)) <= 20 else f"{str(k)[:20]}... ({len(str(k))} digits)"
         raise ApiError(
-            f"{field} must be between 1 and {limit}, got {k}", 422, "invalid_request", field
+            f"{field} must be between 1 and {limit}, got {got}", 422, "invalid_request", field
         )
     return k
 

@@ -76,7 +76,7 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         schemas.ReadyResponse,
         ("503",),
     ),
-    ("/version", "get", "The served model version", None, schemas.ModelInfo, ("503",)),
+    ("/version", "get", "The served model version", None, schemas.ModelInfo, ("429", "503")),
 ]
 
 

@@ -139,6 +139,8 @@ ROWS = {
                   "k: Input should be a valid integer"),
     "k-2.5": row("POST", "/v1/query", {**Q, "k": 2.5}, 422, "invalid_request", "k",
                  "k: Input should be a valid integer"),
+    "k-4000-digits": row("POST", "/v1/query", {**Q, "k": 10**3999}, 422, "invalid_request",
+                         "k", "got 10000000000000000000... (4000 digits)"),
     "k-null-is-the-default": row("POST", "/v1/query", {**Q, "k": None}, 200, None),
     "k-5.0-is-5": row("POST", "/v1/query", {**Q, "k": 5.0}, 200, None),
     "batch-k-0": row("POST", "/v1/query/batch", {"questions": ["q"], "k": 0}, 422,

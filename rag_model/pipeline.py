@@ -72,7 +72,17 @@ class RagPipeline:
         threads: int | None = None,
     ) -> RagPipeline:
         """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
-        index = ChromaIndex.open(snapshot_dir)
+        return cls.from_index(config, ChromaIndex.open(snapshot_dir), embedder_dir, threads)
+
+    @classmethod
+    def from_index(
+        cls,
+        config: RagConfig,
+        index: ChromaIndex,
+        embedder_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> RagPipeline:
+        """``from_snapshot`` for an index already opened (and so verified)."""
         embedder = make_embedder(
             config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
         )

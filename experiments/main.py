@@ -36,17 +36,32 @@ class MainResult:
     metrics: dict[str, float]
 
 
-def build_and_log(config: RagConfig, data_path: str | Path, progress: bool = True) -> Any:
-    """Build the snapshot and log the model into the active run (params, build metrics too)."""
+def build_and_log(
+    config: RagConfig,
+    data_path: str | Path,
+    progress: bool = True,
+    eval_set: EvalSet | None = None,
+) -> Any:
+    """Build the snapshot and log the model into the active run (params, build metrics too).
+
+    With ``eval_set``, the documents are first checked to be the ones it was made for.
+    """
     import mlflow
 
+    from evaluation.dataset import check_overlap
     from rag_model.build import build_snapshot
+    from rag_model.ingestion import load_documents
     from rag_model.packaging.log import log_rag_model
 
     mlflow.log_params(config.flatten())
     mlflow.set_tag("rag_model.data_path", str(data_path))
+    corpus = load_documents(data_path)
+    if eval_set is not None:  # before minutes of embedding, not after
+        check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
     with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-        built = build_snapshot(config, data_path, Path(tmp) / "index", progress=progress)
+        built = build_snapshot(
+            config, data_path, Path(tmp) / "index", progress=progress, corpus=corpus
+        )
         mlflow.log_metrics(
             {
                 **built.seconds,
@@ -84,7 +99,7 @@ def run_main(
     with mlflow.start_run() as run, failures_logged():
         run_id = run.info.run_id
         mlflow.set_tag("rag_model.eval_path", eval_set.source)
-        info = build_and_log(config, data_path, progress)
+        info = build_and_log(config, data_path, progress, eval_set)
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
         evaluated = run_evaluation(pipeline, eval_set, judge, progress)
         version = str(register_version(info.model_uri, model_name).version)

@@ -13,7 +13,7 @@ from rag_model.documents import corpus_fingerprint
 from rag_model.embedders import Embedder, make_embedder
 from rag_model.errors import IngestionError
 from rag_model.index import build_index, check_snapshot_target
-from rag_model.ingestion import load_documents
+from rag_model.ingestion import Corpus, load_documents
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,12 @@ def build_snapshot(
     snapshot_dir: str | Path,
     embedder: Embedder | None = None,
     progress: bool = False,
+    corpus: Corpus | None = None,
 ) -> BuildResult:
     """Build the Chroma snapshot of the documents under ``data_path`` into ``snapshot_dir``.
+
+    ``corpus`` is the documents of ``data_path`` when the caller has read them already (to
+    check them against an eval set before embedding).
 
     Raises:
         ConfigError: ``snapshot_dir`` is not empty.
@@ -48,7 +52,7 @@ def build_snapshot(
     """
     check_snapshot_target(Path(snapshot_dir))  # before minutes of embedding, not after
     started = time.perf_counter()
-    corpus = load_documents(data_path)
+    corpus = corpus or load_documents(data_path)
     embedder = embedder or make_embedder(config.embedding)
     chunks = chunk_documents(corpus.documents, config.chunking, embedder.token_counter())
     if not chunks:

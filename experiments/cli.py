@@ -50,6 +50,41 @@ def build(data_path: str, out: str, config_path: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--snapshot",
+    "snapshot_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A snapshot built by 'rag-model build'.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    help="YAML with index.location: server, index.server_url and index.collection.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--replace", is_flag=True, help="Replace a collection of that name that differs.")
+def publish(snapshot_dir: str, config_path: str, batch_size: int, replace: bool) -> None:
+    """Upload a snapshot's collection to a Chroma server, for server-mode model versions."""
+    from experiments.errors import friendly_errors
+    from rag_model.config import RagConfig
+    from rag_model.publish import publish_snapshot
+
+    with friendly_errors():
+        config = RagConfig.from_yaml(config_path)
+        result = publish_snapshot(
+            snapshot_dir, config.index, batch_size=batch_size, replace=replace
+        )
+    what = "already held" if result.reused else "published"
+    click.echo(
+        f"{what} {result.chunk_count} chunks of {snapshot_dir} in collection "
+        f"{result.collection!r} on {result.server_url} ({result.seconds:.1f} s, content digest "
+        f"{result.content_digest[:12]}…)"
+    )
+
+
+@cli.command()
 @click.argument("question")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="RAG_URL")
 @click.option("--k", type=click.IntRange(min=1), default=None)

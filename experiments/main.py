@@ -71,6 +71,11 @@ def build_and_log(
             }
         )
         mlflow.log_dict(built.ingestion_report, "ingestion/report.json")
+        if config.index.location == "server":  # the model will ship no Chroma files
+            from rag_model.publish import publish_snapshot
+
+            published = publish_snapshot(built.snapshot_dir, config.index)
+            mlflow.log_metric("publish_seconds", published.seconds)
         return log_rag_model(config, built.snapshot_dir)
 
 

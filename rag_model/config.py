@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,6 +25,37 @@ EMBEDDING_MODELS = (MINILM_MODEL_ID, HASH_MODEL_ID)
 # how MiniLM is run: torch (sentence-transformers), or an ONNX export of the same weights run by
 # onnxruntime (fp32, or int8-quantized weights); the ONNX file is made when the model is logged
 EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Chroma's own rule for collection names (its server answers the same in an error)
+COLLECTION_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def check_server_url(url: str) -> None:
+    """Refuse a Chroma server URL that is not ``http(s)://host:port`` (no path, no credentials).
+
+    Raises:
+        ValueError: saying what is wrong with ``url``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server_url must look like http://host:port, got {url!r}")
+    if parts.username or parts.password:
+        # the URL is stored in the model and logged as a run param
+        raise ValueError(
+            "server_url must not hold credentials; put the token in an environment variable "
+            "and name it in token_env"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"server_url must be only scheme, host and port, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        raise ValueError(
+            f"server_url must include a port between 1 and 65535 (chroma run serves 8000), "
+            f"got {url!r}"
+        )
 
 
 class _Section(BaseModel):
@@ -81,7 +113,14 @@ class EmbeddingConfig(_Section):
 
 
 class IndexConfig(_Section):
-    """The Chroma collection: distance space and HNSW graph settings."""
+    """The Chroma collection: distance space, HNSW graph settings, and where it lives.
+
+    ``location: bundled`` (the default) ships the Chroma snapshot inside the model version.
+    ``location: server`` queries the collection ``collection`` on a Chroma server (``chroma
+    run``) at ``server_url`` instead, for indexes larger than one replica; the token, if the
+    server wants one, is read at run time from the environment variable ``token_env`` names
+    and is never stored (docs/chroma-server.md).
+    """
 
     space: Literal["cosine", "l2", "ip"] = "cosine"
     hnsw_m: int = Field(16, ge=2, le=512, description="HNSW max neighbours per node")
@@ -90,6 +129,48 @@ class IndexConfig(_Section):
     # the extractive generator ranks the retrieved chunks' sentences; embedding them at build
     # time leaves only the question to embed per answer (bench/README.md: the largest saving)
     sentence_vectors: bool = Field(True, description="embed chunk sentences at build time")
+    location: Literal["bundled", "server"] = Field(
+        "bundled", description="bundled: Chroma files inside the model; server: a Chroma server"
+    )
+    server_url: str | None = Field(None, description="server mode: http(s)://host:port")
+    collection: str | None = Field(None, description="server mode: the collection's name")
+    token_env: str | None = Field(None, description="server mode: env var holding the token")
+    server_verify: Literal["digest", "fingerprint"] = Field(
+        "digest",
+        description="server mode, at load: re-read every record (digest) or compare the "
+        "collection's recorded fingerprint and count only",
+    )
+
+    @model_validator(mode="after")
+    def _location(self) -> IndexConfig:
+        server_fields = [
+            name for name in ("server_url", "collection", "token_env") if getattr(self, name)
+        ]
+        if self.location == "bundled":
+            if server_fields:
+                verb = "applies" if len(server_fields) == 1 else "apply"
+                raise ValueError(
+                    f"{', '.join(server_fields)} {verb} only to location 'server'; set "
+                    "location: server, or remove them to bundle the index in the model"
+                )
+            return self
+        if not self.server_url or not self.collection:
+            raise ValueError(
+                "location 'server' needs server_url (e.g. http://127.0.0.1:8000) and collection "
+                "(the name the snapshot was published under)"
+            )
+        check_server_url(self.server_url)
+        if not COLLECTION_NAME_RE.fullmatch(self.collection):
+            raise ValueError(
+                "collection must be 3-512 characters from [a-zA-Z0-9._-], starting and ending "
+                f"with a letter or digit (Chroma's rule), got {self.collection!r}"
+            )
+        if self.token_env is not None and not ENV_NAME_RE.fullmatch(self.token_env):
+            raise ValueError(
+                "token_env must name the environment variable that holds the Chroma token "
+                "(e.g. CHROMA_TOKEN), never the token itself"
+            )
+        return self
 
 
 class RetrievalConfig(_Section):
@@ -136,7 +217,7 @@ class GenerationConfig(_Section):
 
     @model_validator(mode="after")
     def _checks(self) -> GenerationConfig:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+        if not ENV_NAME_RE.fullmatch(self.api_key_env):
             # a value like "sk-..." here would be a key pasted where its variable name belongs
             raise ValueError(
                 "api_key_env must name the environment variable that holds the key (e.g. "

@@ -17,6 +17,10 @@ class IndexNotFoundError(RagError):
     """A Chroma snapshot was expected at a path that does not hold one."""
 
 
+class IndexServerError(RagError):
+    """The Chroma server of a server-mode index cannot be reached or failed to answer."""
+
+
 class IntegrityError(RagError):
     """An artifact does not match its manifest: altered, truncated, missing or incompatible."""
 

@@ -118,6 +118,21 @@ def check_snapshot_target(snapshot: Path) -> None:
         raise ConfigError(f"snapshot folder {snapshot} is not empty; choose a new folder")
 
 
+def open_index(config: IndexConfig, snapshot_dir: str | Path) -> ChromaIndex:
+    """Open the index ``config.location`` says: the bundled snapshot, or a Chroma server.
+
+    Raises:
+        IndexNotFoundError, IndexServerError, IntegrityError: see ``ChromaIndex.open`` and
+            ``RemoteChromaIndex.open_remote``.
+    """
+    if config.location == "server":
+        # imported here: chroma_server subclasses ChromaIndex, defined below
+        from rag_model.chroma_server import RemoteChromaIndex
+
+        return RemoteChromaIndex.open_remote(snapshot_dir, config)
+    return ChromaIndex.open(snapshot_dir)
+
+
 class ChromaIndex:
     """A verified snapshot, opened lazily in a private copy per process.
 
@@ -149,7 +164,13 @@ class ChromaIndex:
                 f"no Chroma snapshot at {snapshot}; build one with "
                 "'rag-model build --data-path DATA --out FOLDER' or 'mlflow run . -e main'"
             )
-        return cls(snapshot, verify_manifest(snapshot))
+        manifest = verify_manifest(snapshot)
+        if manifest.get("location") == "server":
+            raise IntegrityError(
+                f"{snapshot} holds no Chroma files: its collection is on a Chroma server; "
+                "load it with index.location 'server' (docs/chroma-server.md)"
+            )
+        return cls(snapshot, manifest)
 
     @property
     def chunk_count(self) -> int:
@@ -179,6 +200,11 @@ class ChromaIndex:
             )
         self._client, self._collection = client, collection
         self._workdir, self._pid = workdir, os.getpid()
+
+    def chroma_collection(self) -> Any:
+        """The opened Chroma collection itself (to publish it or compute its digest)."""
+        self.warm_up()
+        return self._collection
 
     def query(
         self, embedding: np.ndarray, k: int, where: Mapping[str, Any] | None = None
@@ -276,5 +302,8 @@ class ChromaIndex:
 
 
 def _score(distance: float, space: str) -> float:
-    # cosine and ip distances are 1 - similarity; l2 is a squared distance, negated to rank
+    # cosine and ip distances are 1 - similarity; l2 is a squared distance, negated to rank.
+    # float first: over HTTP Chroma returns float32 distances, and 1.0 - float32 rounds to
+    # float32, so a server-mode index would score differently from the bundled one
+    distance = float(distance)
     return float(1.0 - distance) if space in ("cosine", "ip") else float(-distance)

@@ -13,7 +13,7 @@ from rag_model.documents import RetrievedChunk
 from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
 from rag_model.errors import IntegrityError, QueryError
 from rag_model.generators import Generator, make_generator
-from rag_model.index import ChromaIndex
+from rag_model.index import ChromaIndex, open_index
 from rag_model.retrieval import Retriever
 
 
@@ -71,8 +71,12 @@ class RagPipeline:
         embedder_dir: str | Path | None = None,
         threads: int | None = None,
     ) -> RagPipeline:
-        """Open a snapshot (verified) and build the embedder and generator ``config`` names."""
-        return cls.from_index(config, ChromaIndex.open(snapshot_dir), embedder_dir, threads)
+        """Open a snapshot (verified) and build the embedder and generator ``config`` names.
+
+        With ``index.location: server`` the snapshot folder holds no Chroma files and the
+        collection on the server is checked against its manifest now.
+        """
+        return cls.from_index(config, open_index(config.index, snapshot_dir), embedder_dir, threads)
 
     @classmethod
     def from_index(

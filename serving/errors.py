@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from rag_model.errors import IndexServerError
+
 logger = logging.getLogger("serving")
 
 
@@ -52,6 +54,15 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+
+    @app.errorhandler(IndexServerError)
+    def _index_unavailable(exc: IndexServerError) -> Response:
+        # a server-mode index whose Chroma server went away: a state to wait out, not a bug;
+        # the server's address stays in the log, not in the answer
+        logger.error("request %s: %s", getattr(g, "request_id", "-"), exc)
+        return error_response(
+            503, "index_unavailable", "the search index is unavailable; retry later"
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -65,8 +65,13 @@ def on_model_event(event: str, old: str | None, new: str | None) -> None:
 
 
 def init_observability(app: Flask, holder: ModelHolder) -> None:
-    """Request ids on every response, a JSON access-log line and metrics per request."""
+    """Request ids on every response, a JSON access-log line and metrics per request.
+
+    Every response also names its server in ``X-Served-By``: behind a load balancer, which
+    replica answered.
+    """
     embedding_cache = _EmbeddingCacheExporter(holder)
+    served_by = app.extensions["rag_settings"].served_by()
 
     @app.before_request
     def _start() -> None:
@@ -78,6 +83,7 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
     def _finish(response: Response) -> Response:
         version = g.get("model_version") or (holder.model.version if holder.model else None)
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Served-By"] = served_by
         if version:
             response.headers["X-Model-Version"] = version
         route = request.url_rule.rule if request.url_rule else "unmatched"
@@ -98,6 +104,7 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
                     "latency_ms": round(elapsed * 1000, 3),
                     "model_version": version,
                     "remote": request.remote_addr,
+                    "served_by": served_by,
                 }
             )
         )

@@ -7,6 +7,7 @@ model and are never read from the environment.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -42,13 +43,27 @@ class Settings:
     poll_seconds: int = 10
     # gunicorn threads per worker (1: sync workers; more: gthread)
     threads: int = 1
+    # gthread: seconds an idle keep-alive connection stays open; behind a proxy that keeps
+    # connections (deploy/nginx: 15 s), set it above the proxy's so the proxy closes first
+    keepalive: int = 2
     # API keys: comma-separated, and/or a file with one key per line; none means no auth
     api_keys: str = ""
     api_keys_file: str = ""
     # rate limit per API key (or client address without auth), e.g. "100/minute"; "" = none.
-    # Storage "memory://" counts per worker; "redis://host:6379" shares counts across replicas
+    # Storage "memory://" counts per worker; "redis://host:6379/0" shares counts across workers
+    # and replicas. With a limit set, an unreachable storage stops the server at start; if
+    # Redis is lost later, each worker counts alone until it is back (serving/security.py)
     rate_limit: str = ""
     rate_limit_storage: str = "memory://"
+    # proxies in front that append to X-Forwarded-For (the nginx example: 1); the client
+    # address for rate limits and logs is then read from that header. 0 trusts no header
+    # (behind no proxy a client could forge it)
+    proxy_hops: int = 0
+    # names this server in the X-Served-By header; default "<hostname>:<port of RAG_BIND>"
+    instance_name: str = ""
+    # gunicorn: seconds in-flight requests get to finish after SIGTERM before workers are
+    # killed (Kubernetes' terminationGracePeriodSeconds must leave room for it)
+    graceful_timeout: int = 30
     # whole /v1/query answers kept per served version, by (question, k, filter,
     # include_sources): a repeated question costs a dictionary lookup; 0 turns it off
     answer_cache_size: int = 4096
@@ -60,7 +75,9 @@ class Settings:
     batch_max: int = 16
 
     # the settings where 0 means "off" rather than a mistake
-    ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset({"answer_cache_size", "batch_wait_ms"})
+    ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset(
+        {"answer_cache_size", "batch_wait_ms", "proxy_hops"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,3 +105,7 @@ class Settings:
             else:
                 values[field.name] = raw
         return cls(**values)  # type: ignore[arg-type]
+
+    def served_by(self) -> str:
+        """The X-Served-By name: RAG_INSTANCE_NAME, else ``<hostname>:<port of RAG_BIND>``."""
+        return self.instance_name or f"{socket.gethostname()}:{self.bind.rsplit(':', 1)[-1]}"

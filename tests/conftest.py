@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -64,6 +66,38 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def use_tracking_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Call it with a live tracking server's URL and an experiment name to use them.
+
+    This process and its children then log runs, registry and artifacts there; the environment
+    and MLflow's tracking URI are restored after the test.
+    """
+    import mlflow
+
+    def use(url: str, experiment: str) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+        monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        mlflow.set_tracking_uri(url)
+        mlflow.set_registry_uri(url)
+        mlflow.set_experiment(experiment)  # on the server, not an id left by another test
+
+    yield use
+    if mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+def invoke_cli(*args: str) -> Any:
+    """Run the ``rag-model`` command in this process (click's runner); exceptions propagate."""
+    from click.testing import CliRunner
+
+    from experiments.cli import cli
+
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
 def wait_until_http_ok(
     url: str, process: subprocess.Popen, log: Path, timeout: float = 180
 ) -> requests.Response:
@@ -95,6 +129,57 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# the command the Dockerfile's CMD and the Kubernetes example run (tests/test_deploy.py checks)
+GUNICORN_ARGS = ["-c", "serving/gunicorn.conf.py", "serving:create_app()"]
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of the program ``name``, or a test failure saying which Debian package has it."""
+    # Debian puts daemons (nginx) in /usr/sbin, which is not on a non-root user's PATH
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: apt-get install -y {package} (.ci/run installs it)",
+            pytrace=False,
+        )
+    return path
+
+
+NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free localhost port, no persistence; ``stop()`` ends it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        binary = require_tool("redis-server", "redis-server")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                time.sleep(0.05)
+        self.client = client
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
 class Server:
     """A real gunicorn process on a free localhost port; stopped by the fixture."""
 
@@ -111,14 +196,7 @@ class Server:
             "RAG_WORKERS": str(workers),
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "serving/gunicorn.conf.py",
-                "serving:create_app()",
-            ],
+            [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS],
             cwd=PROJECT,
             env=full_env,
             stdout=self.log.open("wb"),
@@ -190,3 +268,61 @@ def serve_in_thread(app: object) -> tuple[object, str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}/v1"
+
+
+class ChromaServer:
+    """A real ``chroma run`` server over a folder under tmp, on a free localhost port.
+
+    ``stop()`` and ``start()`` again keep the folder and the port (a restart).
+    """
+
+    def __init__(self, path: Path, log: Path) -> None:
+        # the CLI ships with the chromadb wheel, beside this interpreter
+        self.executable = Path(sys.executable).with_name("chroma")
+        if not self.executable.is_file():
+            raise RuntimeError(
+                f"no chroma CLI at {self.executable}; install chromadb (requirements-lock.txt)"
+            )
+        self.path, self.log = path, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(self.executable),
+                "run",
+                "--path",
+                str(self.path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until_http_ok(f"{self.url}/api/v2/heartbeat", self.process, self.log, timeout)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A ``chroma run`` server for one test module, stopped after it."""
+    root = tmp_path_factory.mktemp("chroma-server")
+    server = ChromaServer(root / "data", root / "chroma.log")
+    server.start()
+    yield server
+    server.stop()

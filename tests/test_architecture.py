@@ -15,6 +15,8 @@ CORE_MODULES = (
     "rag_model.pipeline",
     "rag_model.build",
     "rag_model.index",
+    "rag_model.chroma_server",
+    "rag_model.publish",
     "rag_model.ingestion",
     "rag_model.chunking",
     "rag_model.embedders",

@@ -18,6 +18,7 @@ from rag_model.index import ChromaIndex
 from rag_model.manifest import FORMAT_VERSION, amend_manifest, config_digest, write_manifest
 from rag_model.packaging.pyfunc_model import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, CONFIG_DIGEST
 from rag_model.packaging.schema import INPUT_EXAMPLE, model_signature
+from rag_model.publish import stage_server_snapshot
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # what a serving process imports; pinned to the versions this model was built and tested with
@@ -74,15 +75,27 @@ def log_rag_model(
     Returns:
         MLflow's ``ModelInfo`` (``model_uri``, ``registered_model_version`` ...).
 
+    With ``index.location: server`` the model ships no Chroma files: the snapshot must have
+    been published to the collection the config names (``rag_model.publish``), which is
+    checked in full against it here; the model carries the manifest, its fingerprint and the
+    files retrieval reads locally (docs/chroma-server.md).
+
     Raises:
-        IntegrityError: the snapshot does not match its manifest.
+        IntegrityError: the snapshot does not match its manifest, or (server mode) the server's
+            collection does not hold it.
+        IndexNotFoundError, IndexServerError: (server mode) no such collection, or no server.
     """
-    index = ChromaIndex.open(snapshot_dir)  # refuses to package a corrupted snapshot
     with tempfile.TemporaryDirectory(prefix="rag-model-log-") as staging:
         staging_dir = Path(staging)
         # staged under a fixed name so every version's layout is artifacts/index/...
         index_dir = staging_dir / ARTIFACT_INDEX
-        shutil.copytree(index.snapshot_dir, index_dir)
+        if config.index.location == "server":
+            # the manifest (and BM25, sentence vectors) only; the collection is on the server,
+            # checked against the snapshot before anything is logged
+            manifest = stage_server_snapshot(config, snapshot_dir, index_dir)
+        else:
+            manifest = ChromaIndex.open(snapshot_dir).manifest  # refuses a corrupted snapshot
+            shutil.copytree(snapshot_dir, index_dir)
         # the config travels in MLmodel, outside any manifest: its digest goes in the index's
         amend_manifest(index_dir, **{CONFIG_DIGEST: config_digest(config.to_dict())})
         artifacts = {ARTIFACT_INDEX: str(index_dir)}
@@ -105,7 +118,7 @@ def log_rag_model(
             signature=model_signature(config),
             input_example=INPUT_EXAMPLE,
             pip_requirements=pinned_requirements(config),
-            metadata=_model_metadata(index.manifest),
+            metadata=_model_metadata(manifest),
             registered_model_name=registered_model_name,
         )
 
@@ -118,4 +131,5 @@ def _model_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
         "embedding_dimension": manifest["embedding_dimension"],
         "embedder": manifest["embedder"],
         "corpus_fingerprint": manifest["corpus_fingerprint"],
+        "index_location": manifest.get("location", "bundled"),
     }

@@ -6,18 +6,13 @@ recorded) -> force -> rollback, then `history` prints it in order.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
-from click.testing import CliRunner
 
-from experiments.cli import cli
-from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, free_port, wait_until_http_ok
+from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, invoke_cli
+from tests.tracking_services import mlflow_server as start_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -25,80 +20,46 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'backend.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_http_ok(f"{url}/health", process, root / "server.log", timeout=120)
+    with start_mlflow_server(
+        root, f"sqlite:///{root / 'backend.db'}", str(root / "artifacts")
+    ) as url:
         yield url, root / "artifacts"
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-def cli_run(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_lifecycle_through_a_live_tracking_server(
-    mlflow_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    mlflow_server: tuple[str, Path],
+    use_tracking_server: Callable[[str, str], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, artifacts = mlflow_server
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+    use_tracking_server(url, "lifecycle")
     monkeypatch.setenv("RAG_ACTOR", "ci")
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(url)
-    mlflow.set_registry_uri(url)
-    mlflow.set_experiment("lifecycle")  # on the server, not an id left by another test
     data = ["--fake", "--data-path", str(SAMPLE_CORPUS), "--eval-path", str(SAMPLE_EVAL)]
 
-    good = cli_run("main", *data)
+    good = invoke_cli("main", *data)
     assert "registered rag-model version 1 as @candidate" in good.output
     assert any(artifacts.rglob("MLmodel"))  # the model went to the server's artifact store
-    allowed = cli_run("promote")
+    allowed = invoke_cli("promote")
     assert allowed.exit_code == 0
     assert "rag-model@production -> version 1: promoted" in allowed.output
 
-    worse = cli_run("main", *data, "--k", "1")  # one chunk per question: lower hit rate
+    worse = invoke_cli("main", *data, "--k", "1")  # one chunk per question: lower hit rate
     assert "registered rag-model version 2 as @candidate" in worse.output
-    refused = cli_run("promote")
+    refused = invoke_cli("promote")
     assert refused.exit_code == 3
     assert "refused to point @production at version 2: hit_rate" in refused.output
     assert "(recorded on version 2)" in refused.output
 
-    forced = cli_run("promote", "--force", "--reason", "customer demo")
+    forced = invoke_cli("promote", "--force", "--reason", "customer demo")
     assert forced.exit_code == 0
     assert "-> version 2 (was v1): forced" in forced.output
-    back = cli_run("rollback", "--reason", "demo over")
+    back = invoke_cli("rollback", "--reason", "demo over")
     assert back.exit_code == 0
     assert "rag-model@production -> version 1 (was v2): rolled back from version 2: demo over" in (
         back.output
     )
 
-    listing = cli_run("history").output.splitlines()
+    listing = invoke_cli("history").output.splitlines()
     rows = [line.split() for line in listing[1:-1]]
     assert [(row[0], row[2], row[3], row[4]) for row in rows] == [
         ("1", "promoted", "1", "-"),
@@ -108,4 +69,3 @@ def test_lifecycle_through_a_live_tracking_server(
     ]
     assert all(row[5] == "ci" for row in rows)
     assert listing[-1].startswith("@production now: version 1")
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", ""))

@@ -177,6 +177,11 @@ def test_flatten_gives_dotted_keys() -> None:
         "index.hnsw_construction_ef",
         "index.hnsw_search_ef",
         "index.sentence_vectors",
+        "index.location",
+        "index.server_url",
+        "index.collection",
+        "index.token_env",
+        "index.server_verify",
         "retrieval.mode",
         "retrieval.k",
         "retrieval.fetch_k",
@@ -280,3 +285,87 @@ def test_from_yaml_rejects_a_list(tmp_path) -> None:
         ConfigError, match=re.escape(f"{path}: config must be a mapping of sections, got list")
     ):
         RagConfig.from_yaml(path)
+
+
+SERVER_INDEX = {"location": "server", "server_url": "http://127.0.0.1:8000", "collection": "docs"}
+
+
+def test_index_is_bundled_by_default() -> None:
+    index = RagConfig().index
+
+    assert index.location == "bundled"
+    assert (index.server_url, index.collection, index.token_env) == (None, None, None)
+    assert index.server_verify == "digest"
+
+
+def test_server_index_keeps_its_settings() -> None:
+    index = RagConfig.from_dict(
+        {"index": {**SERVER_INDEX, "server_url": "https://chroma.internal:443", "token_env": "T"}}
+    ).index
+
+    assert (index.location, index.server_url) == ("server", "https://chroma.internal:443")
+    assert (index.collection, index.token_env) == ("docs", "T")
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (
+            {"location": "server"},
+            "index: location 'server' needs server_url (e.g. http://127.0.0.1:8000) and "
+            "collection (the name the snapshot was published under)",
+        ),
+        (
+            {"location": "server", "server_url": "http://127.0.0.1:8000"},
+            "index: location 'server' needs server_url",
+        ),
+        (
+            {"collection": "docs"},
+            "index: collection applies only to location 'server'; set location: server, or "
+            "remove them to bundle the index in the model",
+        ),
+        (
+            {"server_url": "http://h:1", "token_env": "T"},
+            "index: server_url, token_env apply only to location 'server'",
+        ),
+        (
+            {**SERVER_INDEX, "server_url": "127.0.0.1:8000"},
+            "index: server_url must look like http://host:port, got '127.0.0.1:8000'",
+        ),
+        (
+            {**SERVER_INDEX, "server_url": "http://127.0.0.1"},
+            "index: server_url must include a port between 1 and 65535 (chroma run serves "
+            "8000), got 'http://127.0.0.1'",
+        ),
+        (
+            {**SERVER_INDEX, "server_url": "http://127.0.0.1:70000"},
+            "index: server_url must include a port between 1 and 65535",
+        ),
+        (
+            {**SERVER_INDEX, "server_url": "http://127.0.0.1:8000/api"},
+            "index: server_url must be only scheme, host and port, got 'http://127.0.0.1:8000/api'",
+        ),
+        (
+            {**SERVER_INDEX, "server_url": "http://admin:secret@127.0.0.1:8000"},
+            "index: server_url must not hold credentials; put the token in an environment "
+            "variable and name it in token_env",
+        ),
+        (
+            {**SERVER_INDEX, "collection": "-docs"},
+            "index: collection must be 3-512 characters from [a-zA-Z0-9._-], starting and "
+            "ending with a letter or digit (Chroma's rule), got '-docs'",
+        ),
+        (
+            {**SERVER_INDEX, "token_env": "ck-1f2e3d"},
+            "index: token_env must name the environment variable that holds the Chroma token "
+            "(e.g. CHROMA_TOKEN), never the token itself",
+        ),
+        (
+            {**SERVER_INDEX, "location": "remote"},
+            "index.location: Input should be 'bundled' or 'server' (got 'remote')",
+        ),
+    ],
+)
+def test_server_index_settings_are_checked(index: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RagConfig.from_dict({"index": index})

@@ -1,5 +1,7 @@
 """RAG_* settings: defaults, parsing and errors that name the variable."""
 
+import socket
+
 import pytest
 
 from rag_model.errors import ConfigError
@@ -35,3 +37,11 @@ def test_zero_turns_off_the_caches_and_batching_but_not_the_rest() -> None:
         Settings.from_env({"RAG_BATCH_MAX": "0"})
     with pytest.raises(ConfigError, match="RAG_BATCH_WAIT_MS must be >= 0, got -1"):
         Settings.from_env({"RAG_BATCH_WAIT_MS": "-1"})
+
+
+def test_replica_settings() -> None:
+    settings = Settings.from_env({"RAG_PROXY_HOPS": "0", "RAG_BIND": "0.0.0.0:8123"})
+    assert (settings.proxy_hops, settings.graceful_timeout) == (0, 30)
+    assert settings.served_by() == f"{socket.gethostname()}:8123"
+    named = Settings.from_env({"RAG_INSTANCE_NAME": "pod-a", "RAG_PROXY_HOPS": "1"})
+    assert (named.served_by(), named.proxy_hops) == ("pod-a", 1)

@@ -264,6 +264,14 @@ def test_a_damaged_config_file_is_refused_naming_it(
     check_mlmodel_refusal(model, damage, before, refusal(model))
 
 
+def test_a_config_override_at_load_time_is_not_an_edit(hybrid_model: Path) -> None:
+    section = {**mlmodel_config((hybrid_model / "MLmodel").read_bytes())["retrieval"], "k": 2}
+
+    loaded = mlflow.pyfunc.load_model(str(hybrid_model), model_config={"retrieval": section})
+
+    assert loaded.unwrap_python_model().pipeline.config.retrieval.k == 2
+
+
 @pytest.mark.parametrize("where", [INDEX / "chroma" / "extra.bin", EMBEDDER / "notes.txt"])
 def test_an_unexpected_file_is_refused_naming_it(
     hybrid_model: Path, minilm_folder: Path, tmp_path: Path, where: Path

@@ -32,6 +32,7 @@ class LoadResult:
     server_ms: list[float] = field(default_factory=list)  # from Server-Timing, when sent
     errors: int = 0
     first_error: str = ""
+    error_kinds: dict[str, int] = field(default_factory=dict)  # "HTTP 503", "ConnectionResetError"
 
     @property
     def rate(self) -> float:
@@ -91,10 +92,13 @@ def run_load(
             with lock:
                 question = next(questions)
             started = time.perf_counter()
+            kind = ""
             try:
                 status, data, timing = post(port, path, body(question))
-            except OSError as exc:
-                status, data, timing = 0, str(exc), None
+            # a refused or dropped connection, a garbled status line, a body that is not JSON:
+            # counted by kind, and the client goes on (a dead client thread would lower the load)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                status, data, timing, kind = 0, str(exc), None, type(exc).__name__
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 if status == 200:
@@ -105,6 +109,8 @@ def run_load(
                 else:
                     result.errors += 1
                     result.first_error = result.first_error or f"{status}: {str(data)[:200]}"
+                    kind = kind or f"HTTP {status}"
+                    result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]

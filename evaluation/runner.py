@@ -57,41 +57,79 @@ def _worst_keys(row: dict[str, Any]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What the model did for one question: its answer, a deeper document ranking, latency.
+
+    ``ranking`` lists the document ids of a search ``depth`` deep (for nDCG@10 and the recall
+    curve); ``latency_ms`` is None where a per-question time has no meaning (batch scoring).
+    """
+
+    answer: Answer
+    ranking: list[str]
+    latency_ms: float | None = None
+
+
+class Predictor(Protocol):
+    """Answers questions for an evaluation: in this process, or on Spark (``rag_spark``)."""
+
+    def __call__(self, questions: Sequence[str], k: int, depth: int) -> list[Prediction]:
+        """One prediction per question, answered with ``k`` sources, ranked ``depth`` deep."""
+        ...
+
+
+def predict_in_process(pipeline: RagPipeline, progress: bool = False) -> Predictor:
+    """A predictor that asks ``pipeline`` one question at a time and times each answer."""
+
+    def predict(questions: Sequence[str], k: int, depth: int) -> list[Prediction]:
+        predictions = []
+        for question in tqdm(questions, desc="answering", unit="question", disable=not progress):
+            started = time.perf_counter()
+            answer = pipeline.answer(question, k=k)
+            latency = (time.perf_counter() - started) * 1000
+            # one more search, 10 deep, for nDCG/MAP; the question's vector is cached by now,
+            # so it costs a Chroma + BM25 query (~1-2 ms), and the answer stays what k serves
+            deep = pipeline.retrieve(question, k=depth)
+            predictions.append(Prediction(answer, [chunk.document_id for chunk in deep], latency))
+        return predictions
+
+    return predict
+
+
 def evaluate(
     pipeline: RagPipeline,
     examples: Sequence[EvalExample],
     k: int | None = None,
     judge: Judge | None = None,
     progress: bool = False,
+    predictor: Predictor | None = None,
 ) -> EvalResult:
-    """Answer every example with ``pipeline`` and score retrieval, answers and latency.
+    """Answer every example and score retrieval, answers and latency.
 
     Retrieval is scored on documents ranked ``max(k, 10)`` deep so nDCG@10 and MAP@10 mean
-    what they say; hit rate, recall and MRR are cut at the model's own ``k``. Latency is the
-    time of ``pipeline.answer``, what ``/v1/query`` does per question.
+    what they say; hit rate, recall and MRR are cut at the model's own ``k``. The answers come
+    from ``predictor`` (default: ``pipeline`` in this process, where latency is the time of
+    ``pipeline.answer``, what ``/v1/query`` does per question). A predictor that reports no
+    latencies (Spark batch scoring) gives no ``latency_*`` metrics at all. ``pipeline`` also
+    supplies the config's k and the embedder the semantic-similarity metric uses.
     """
     k = k or pipeline.config.retrieval.k
     depth = max(k, NDCG_AT, CURVE_DEPTH)
     offline = OfflineAnswerMetrics(pipeline.embedder)
     if judge is not None and hasattr(judge, "with_embedder"):
         judge = judge.with_embedder(pipeline.embedder)  # answer relevancy embeds questions
-    answers: list[Answer] = []
-    rankings: list[list[str]] = []
-    latencies: list[float] = []
+    predictor = predictor or predict_in_process(pipeline, progress)
+    predictions = predictor([example.question for example in examples], k, depth)
     answer_scores: list[dict[str, float]] = []
-    for example in tqdm(examples, desc="evaluating", unit="question", disable=not progress):
-        started = time.perf_counter()
-        answer = pipeline.answer(example.question, k=k)
-        latencies.append((time.perf_counter() - started) * 1000)
-        # one more search, 10 deep, for nDCG/MAP; the question's vector is cached by now, so
-        # it costs a Chroma + BM25 query (~1-2 ms), and the answer stays exactly what k serves
-        deep = pipeline.retrieve(example.question, k=depth)
-        answers.append(answer)
-        rankings.append([chunk.document_id for chunk in deep])
+    for example, prediction in zip(
+        tqdm(examples, desc="scoring", unit="question", disable=not progress),
+        predictions,
+        strict=True,
+    ):
         case = AnswerCase(
             question=example.question,
-            answer=answer.answer,
-            retrieved_contexts=[chunk.text for chunk in answer.sources],
+            answer=prediction.answer.answer,
+            retrieved_contexts=[chunk.text for chunk in prediction.answer.sources],
             reference_answers=example.reference_answers,
             reference_contexts=example.reference_contexts,
         )
@@ -100,24 +138,25 @@ def evaluate(
             scores.update(judge.score(case))
         answer_scores.append(scores)
 
+    rankings = [prediction.ranking for prediction in predictions]
     retrieval = retrieval_scores(rankings, [e.relevant_ids for e in examples], k)
+    timed = all(prediction.latency_ms is not None for prediction in predictions)
+    latencies = [float(p.latency_ms) for p in predictions if p.latency_ms is not None]
     per_question = [
-        {**r, **a, "latency_ms": latency}
-        for r, a, latency in zip(retrieval.per_question, answer_scores, latencies, strict=True)
+        {**r, **a, **({"latency_ms": p.latency_ms} if timed else {})}
+        for r, a, p in zip(retrieval.per_question, answer_scores, predictions, strict=True)
     ]
     metrics = {
         **retrieval.means,
         **_means(answer_scores),
         "questions": float(len(examples)),
-        **latency_percentiles(latencies),
+        **(latency_percentiles(latencies) if timed and latencies else {}),
     }
     rows = [
-        _row(example, answer, ranking, scores)
-        for example, answer, ranking, scores in zip(
-            examples, answers, rankings, per_question, strict=True
-        )
+        _row(example, prediction.answer, prediction.ranking, scores)
+        for example, prediction, scores in zip(examples, predictions, per_question, strict=True)
     ]
-    return EvalResult(metrics, rows, retrieval.recall_curve, latencies)
+    return EvalResult(metrics, rows, retrieval.recall_curve, latencies if timed else [])
 
 
 def _means(per_question: list[dict[str, float]]) -> dict[str, float]:

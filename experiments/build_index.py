@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from experiments.main import build_and_log, failures_logged
-from experiments.options import DEFAULT_DATA, config_options, load_config
+from experiments.options import DEFAULT_DATA, config_options, engine_option, load_config
 from experiments.params import model_name_option
 
 
 @click.command("build_index")
 @click.option("--data-path", default=DEFAULT_DATA, show_default=True, help="Documents to index.")
 @config_options
+@engine_option
 @model_name_option
 @click.option(
     "--register/--no-register",
@@ -26,6 +27,7 @@ def build_index(
     chunk_overlap: int | None,
     k: int | None,
     fake: bool,
+    engine: str,
     model_name: str,
     register: bool,
 ) -> None:
@@ -38,7 +40,7 @@ def build_index(
     with friendly_errors():
         config = load_config(config_path, fake, chunk_size, chunk_overlap, k)
         with mlflow.start_run() as run, failures_logged():
-            info = build_and_log(config, data_path)
+            info = build_and_log(config, data_path, engine=engine)
             version = register_version(info.model_uri, model_name).version if register else None
     where = f"registered as {model_name} version {version}" if version else info.model_uri
     click.echo(f"built and logged in run {run.info.run_id}: {where}")

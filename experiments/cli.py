@@ -13,6 +13,7 @@ from experiments.build_index import build_index
 from experiments.evaluate_version import evaluate
 from experiments.history import history, rollback
 from experiments.main import main
+from experiments.options import engine_option
 from experiments.promote import promote
 from experiments.report_index import report
 from experiments.sweep import sweep
@@ -32,15 +33,16 @@ for command in (main, build_index, evaluate, sweep, promote, report, history, ro
 @click.option("--data-path", required=True, help="Folder of .txt/.md files or a .jsonl file.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New snapshot folder.")
 @click.option("--config", "config_path", default="", help="YAML file of config overrides.")
-def build(data_path: str, out: str, config_path: str) -> None:
-    """Build a Chroma snapshot locally (no MLflow), e.g. to inspect chunking."""
+@engine_option
+def build(data_path: str, out: str, config_path: str, engine: str) -> None:
+    """Build a Chroma snapshot (no MLflow), e.g. to inspect chunking."""
     from experiments.errors import friendly_errors
-    from rag_model.build import build_snapshot
+    from experiments.main import build_with
     from rag_model.config import RagConfig
 
     with friendly_errors():
         config = RagConfig.from_yaml(config_path) if config_path else RagConfig()
-        result = build_snapshot(config, data_path, out, progress=True)
+        result = build_with(engine, config, data_path, out)
     click.echo(
         f"{result.document_count} documents, {result.chunk_count} chunks -> {out} "
         f"({result.seconds['build_seconds']:.1f} s)"

@@ -7,7 +7,7 @@ import click
 from evaluation.dataset import EvalSet
 from evaluation.runner import Judge
 from experiments.main import failures_logged, print_metrics
-from experiments.options import eval_options, load_eval, make_judge
+from experiments.options import eval_options, load_eval, make_judge, predict_with_option
 from experiments.params import model_name_option
 
 
@@ -17,8 +17,13 @@ def evaluate_version(
     eval_set: EvalSet,
     judge: Judge | None = None,
     progress: bool = True,
+    predict_with: str = "local",
 ) -> tuple[str, str, dict[str, float]]:
     """Evaluate ``version`` (a number or an alias) of ``model_name`` in a new run.
+
+    With ``predict_with="spark"`` the answers come from the registered model scored by
+    ``mlflow.pyfunc.spark_udf`` (``rag_spark.scoring``); the metrics are computed here as for
+    ``local``, except that there are no latency metrics.
 
     Returns:
         The version number, the evaluation run id and the metrics.
@@ -33,17 +38,24 @@ def evaluate_version(
     from rag_model.packaging.registry import resolve_version
 
     ref = resolve_version(model_name, version)  # fails before a run is started
+    predictor = None
+    if predict_with == "spark":
+        from rag_spark.scoring import spark_predictor
+        from rag_spark.session import spark_session
+
+        predictor = spark_predictor(spark_session(), ref.uri)  # Spark is up before the run
     with mlflow.start_run() as run, failures_logged():
         mlflow.set_tags(
             {
                 "rag_model.evaluated_model": model_name,
                 "rag_model.evaluated_version": ref.version,
                 "rag_model.eval_path": eval_set.source,
+                "rag_model.predict_with": predict_with,
             }
         )
-        pipeline = load_pipeline(ref.uri)
+        pipeline = load_pipeline(ref.uri)  # the config, and the embedder answer metrics use
         mlflow.log_params(pipeline.config.flatten())
-        evaluated = run_evaluation(pipeline, eval_set, judge, progress)
+        evaluated = run_evaluation(pipeline, eval_set, judge, progress, predictor)
         publish_evaluation(
             evaluated,
             eval_set,
@@ -59,6 +71,7 @@ def evaluate_version(
 @model_name_option
 @click.option("--version", default="candidate", show_default=True, help="Version number or alias.")
 @eval_options
+@predict_with_option
 def evaluate(
     model_name: str,
     version: str,
@@ -68,6 +81,7 @@ def evaluate(
     judge_base_url: str,
     judge_model: str,
     judge_api_key_env: str,
+    predict_with: str,
 ) -> None:
     """Evaluate a registered version on an eval set; log its report and tag the version."""
     from experiments.errors import friendly_errors
@@ -75,6 +89,8 @@ def evaluate(
     with friendly_errors():
         eval_set = load_eval(eval_path, split, max_questions)
         judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
-        number, run_id, metrics = evaluate_version(model_name, version, eval_set, judge)
+        number, run_id, metrics = evaluate_version(
+            model_name, version, eval_set, judge, predict_with=predict_with
+        )
     click.echo(f"evaluated {model_name} version {number} (run {run_id})")
     print_metrics(metrics)

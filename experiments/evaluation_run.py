@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 
 from evaluation.dataset import EvalSet
-from evaluation.runner import EvalResult, Judge, evaluate
+from evaluation.runner import EvalResult, Judge, Predictor, evaluate
 from experiments.reporting import REPORT_DIR, report_data, write_report_files
 from rag_model.packaging.lifecycle import record_evaluation
 from rag_model.pipeline import RagPipeline
@@ -36,9 +36,15 @@ def run_evaluation(
     eval_set: EvalSet,
     judge: Judge | None = None,
     progress: bool = True,
+    predictor: Predictor | None = None,
 ) -> Evaluated:
-    """Evaluate ``pipeline``; log metrics, the recall curve and the dataset input on the run."""
-    result = evaluate(pipeline, eval_set.examples, judge=judge, progress=progress)
+    """Evaluate ``pipeline``; log metrics, the recall curve and the dataset input on the run.
+
+    ``predictor`` answers the questions (default: ``pipeline`` in this process).
+    """
+    result = evaluate(
+        pipeline, eval_set.examples, judge=judge, progress=progress, predictor=predictor
+    )
     mlflow.log_metrics(result.metrics)
     for n, recall in result.recall_curve.items():
         mlflow.log_metric("recall_curve", recall, step=n)  # one chartable series in the UI

@@ -23,6 +23,7 @@ from experiments.options import (
 )
 from experiments.params import DEFAULT_MODEL_NAME, model_name_option
 from rag_model.config import RagConfig
+from rag_model.ingestion import Corpus
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def build_and_log(
     config: RagConfig,
     data_path: str | Path,
     progress: bool = True,
+    engine: str = "local",
     eval_set: EvalSet | None = None,
 ) -> Any:
     """Build the snapshot and log the model into the active run (params, build metrics too).
@@ -48,20 +50,19 @@ def build_and_log(
     """
     import mlflow
 
-    from evaluation.dataset import check_overlap
-    from rag_model.build import build_snapshot
-    from rag_model.ingestion import load_documents
     from rag_model.packaging.log import log_rag_model
 
     mlflow.log_params(config.flatten())
-    mlflow.set_tag("rag_model.data_path", str(data_path))
-    corpus = load_documents(data_path)
+    mlflow.set_tags({"rag_model.data_path": str(data_path), "rag_model.build_engine": engine})
+    corpus = None
     if eval_set is not None:  # before minutes of embedding, not after
+        from evaluation.dataset import check_overlap
+        from rag_model.ingestion import load_documents
+
+        corpus = load_documents(data_path)
         check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
     with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-        built = build_snapshot(
-            config, data_path, Path(tmp) / "index", progress=progress, corpus=corpus
-        )
+        built = build_with(engine, config, data_path, Path(tmp) / "index", progress, corpus)
         mlflow.log_metrics(
             {
                 **built.seconds,
@@ -77,6 +78,30 @@ def build_and_log(
             published = publish_snapshot(built.snapshot_dir, config.index)
             mlflow.log_metric("publish_seconds", published.seconds)
         return log_rag_model(config, built.snapshot_dir)
+
+
+def build_with(
+    engine: str,
+    config: RagConfig,
+    data_path: str | Path,
+    snapshot_dir: str | Path,
+    progress: bool = True,
+    corpus: Corpus | None = None,
+) -> Any:
+    """Build a snapshot in this process (``local``) or on Spark (``spark``): the same files.
+
+    ``corpus``: the documents of ``data_path`` when already read (a local build reuses them).
+    """
+    if engine == "spark":
+        from rag_model.index import check_snapshot_target
+        from rag_spark.indexing import build_snapshot_on_spark
+        from rag_spark.session import spark_session
+
+        check_snapshot_target(Path(snapshot_dir))  # in a second, before Spark starts
+        return build_snapshot_on_spark(spark_session(), config, data_path, snapshot_dir)
+    from rag_model.build import build_snapshot
+
+    return build_snapshot(config, data_path, snapshot_dir, progress=progress, corpus=corpus)
 
 
 def run_main(
@@ -104,7 +129,7 @@ def run_main(
     with mlflow.start_run() as run, failures_logged():
         run_id = run.info.run_id
         mlflow.set_tag("rag_model.eval_path", eval_set.source)
-        info = build_and_log(config, data_path, progress, eval_set)
+        info = build_and_log(config, data_path, progress, eval_set=eval_set)
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
         evaluated = run_evaluation(pipeline, eval_set, judge, progress)
         version = str(register_version(info.model_uri, model_name).version)

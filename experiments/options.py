@@ -47,6 +47,27 @@ _EVAL_OPTIONS = [
 ]
 
 
+# where the work runs: in this process, or on Spark (rag_spark; master from RAG_SPARK_MASTER,
+# default local[2])
+ENGINES = ("local", "spark")
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Chunk and embed in this process, or on Spark (master: $RAG_SPARK_MASTER or local[2]).",
+)
+predict_with_option = click.option(
+    "--predict-with",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Answer the eval set in this process (timed), or on Spark through "
+    "mlflow.pyfunc.spark_udf (no latency metrics: a batch's time says nothing about one "
+    "question's).",
+)
+
+
 def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
     def decorate(function: Any) -> Any:
         for option in reversed(options):

@@ -9,7 +9,7 @@ import shutil
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +292,34 @@ class CachingEmbedder(Embedder):
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         return np.vstack([found[text] for text in texts])
+
+
+class PrecomputedEmbedder(Embedder):
+    """Vectors embedded elsewhere (e.g. on Spark executors), looked up by text.
+
+    Lets the snapshot writer take vectors it did not compute through the same ``Embedder``
+    interface it uses for in-process builds.
+
+    Example:
+        >>> embedder = PrecomputedEmbedder("hash-embedder", {"a": np.ones(4, np.float32)})
+        >>> embedder.embed(["a"]).shape
+        (1, 4)
+    """
+
+    def __init__(self, model_id: str, vectors: Mapping[str, np.ndarray], dimension: int = 0):
+        self.model_id = model_id
+        self.vectors = vectors
+        first = next(iter(vectors.values()), None)
+        self.dimension = len(first) if first is not None else dimension
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [text for text in texts if text not in self.vectors]
+        if missing:
+            raise EmbedderError(
+                f"{len(missing)} text(s) were not embedded beforehand, e.g. {missing[0][:60]!r}; "
+                "embed every text the build needs before writing the snapshot"
+            )
+        return np.vstack([self.vectors[text] for text in texts]).astype(np.float32, copy=False)
 
 
 def bundled_minilm_dir() -> Path:

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
         settings.torch_threads,
         model=model,
         poll_seconds=settings.poll_seconds,
+        max_backoff_seconds=settings.watch_max_backoff_seconds,
         on_event=on_model_event,
         answer_cache_size=settings.answer_cache_size,
         batch_wait_ms=settings.batch_wait_ms,

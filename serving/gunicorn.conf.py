@@ -2,12 +2,14 @@
 
 Known hangs avoided (../shared/notes/runtime-facts.md): the master never imports torch or opens
 a Chroma client (no preload_app; each worker loads the model itself after the fork), and each
-worker's torch uses one thread unless RAG_TORCH_THREADS says otherwise. SIGTERM stops
-accepting connections and lets in-flight requests finish for up to ``graceful_timeout``.
+worker's torch uses one thread unless RAG_TORCH_THREADS says otherwise. SIGTERM lets in-flight
+requests finish for up to ``graceful_timeout`` and refuses new connections at once (every
+worker closes its copy of the listening socket).
 """
 
 import os
 import shutil
+import signal
 import tempfile
 
 from serving.settings import Settings
@@ -17,6 +19,13 @@ _settings = Settings.from_env()
 # read by torch when a worker first imports it; the master never does
 os.environ.setdefault("OMP_NUM_THREADS", str(_settings.torch_threads))
 os.environ.setdefault("MKL_NUM_THREADS", str(_settings.torch_threads))
+# A worker's only MLflow client is its watcher, which retries an unreachable registry itself
+# with a capped backoff shown in /ready. MLflow's own defaults (7 retries, backoff factor 2,
+# 120 s timeout) would hold each failed alias check for about four minutes; these make one
+# fail in a few seconds and still ride out a blip while a new version downloads.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 # every worker writes its metrics here; /metrics in any worker aggregates them all
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rag-model-metrics-")
@@ -41,6 +50,7 @@ def on_starting(server):  # noqa: ANN001, D103 - gunicorn hook
 
 
 def post_worker_init(worker):  # noqa: ANN001, D103 - gunicorn hook
+    _close_listeners_on_sigterm(worker)
     # A worker accepts connections only after its first load attempt ended: while one worker
     # still loads, the kernel hands new connections to the workers that are serving, so a
     # rolling start or a replaced worker never answers 503 "not ready" next to a ready one.
@@ -50,6 +60,23 @@ def post_worker_init(worker):  # noqa: ANN001, D103 - gunicorn hook
     while not holder.attempted():
         worker.notify()
         holder.wait(timeout=1.0)  # the master kills a worker silent for ``timeout`` seconds
+
+
+def _close_listeners_on_sigterm(worker):  # noqa: ANN001, ANN202
+    # On SIGTERM the master closes its copy of the listening socket, but a worker finishing
+    # an in-flight request still holds its own: the socket keeps listening, and the kernel
+    # queues new connections that nobody will accept (clients hang until the worker exits).
+    # Each worker closes its copy too, so once all have, new connections are refused at once.
+    # Closing is per process: a worker stopped alone (TTOU, max_requests) leaves the others'.
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def handle_sigterm(signum, frame):  # noqa: ANN001, ANN202
+        for listener in worker.sockets:
+            listener.close()
+        gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn set it: no EINTR mid-request
 
 
 def child_exit(server, worker):  # noqa: ANN001, D103 - gunicorn hook

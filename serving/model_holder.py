@@ -7,6 +7,11 @@ warmed beside the old one, then swapped in with one reference assignment. Reques
 model they started with, so in-flight requests finish on the old version, which is released
 when the last of them ends. A version that fails to load never replaces a working one: the
 failure is logged, counted and shown by ``/ready``.
+
+When the registry cannot be reached, the worker keeps serving the version it has and the
+watcher backs off: the delay before the next check doubles with each failure in a row, from
+``poll_seconds`` up to ``max_backoff_seconds``, and is back to ``poll_seconds`` after the first
+check that works. ``/ready`` shows the failures in a row, the delay and the next check's time.
 """
 
 from __future__ import annotations
@@ -29,7 +34,26 @@ Predict = Callable[[Any, dict[str, Any] | None], list[dict[str, Any]]]
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return _iso(time.time())
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def backoff_delay(failures: int, poll_seconds: float, max_backoff_seconds: float) -> float:
+    """Seconds before the next alias check after ``failures`` failed checks in a row.
+
+    ``poll_seconds`` with none, then doubling with each failure, capped at
+    ``max_backoff_seconds`` (never below ``poll_seconds``).
+
+    Example:
+        >>> [backoff_delay(n, 10, 60) for n in range(5)]
+        [10, 20, 40, 60, 60]
+    """
+    if failures <= 0:
+        return poll_seconds
+    return max(poll_seconds, min(poll_seconds * 2**failures, max_backoff_seconds))
 
 
 @dataclass
@@ -141,6 +165,8 @@ class ModelHolder:
         answer_cache_size: int = 0,
         batch_wait_ms: int = 0,
         batch_max: int = 16,
+        max_backoff_seconds: float = 300.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.uri = uri
         self.torch_threads = torch_threads
@@ -156,9 +182,15 @@ class ModelHolder:
         self.last_check: dict[str, Any] | None = None
         self.reloads = 0
         self.reload_failures = 0
+        self.max_backoff_seconds = max_backoff_seconds
+        self.watch_failures = 0  # failed alias checks in a row (0 after one that works)
+        self.backoff_seconds = poll_seconds  # delay before the next check
+        self.next_check_at: float | None = None  # clock() time of the next check
+        self._clock = clock
         self._loader = loader
         self._resolver = resolver
-        # (event, old version, new version): "loaded", "reload" or "reload_failure"
+        # (event, old version, new version): "loaded", "reload", "reload_failure" or
+        # "watch_failure" (an alias check failed; new is None)
         self._on_event = on_event or (lambda event, old, new: None)
         self._failed_version: str | None = None
         self._thread: threading.Thread | None = None
@@ -181,6 +213,9 @@ class ModelHolder:
                 "uri": self.uri,
                 "poll_seconds": self.poll_seconds,
                 "last_check": self.last_check,
+                "consecutive_failures": self.watch_failures,
+                "backoff_seconds": self.backoff_seconds,
+                "next_check_at": _iso(self.next_check_at) if self.next_check_at else None,
                 "reloads": self.reloads,
                 "reload_failures": self.reload_failures,
                 "last_failure": self.last_failure,
@@ -223,24 +258,51 @@ class ModelHolder:
         return self._first_attempt.is_set()
 
     def check_now(self) -> None:
-        """One watcher step: load the alias's version if it changed (also used by tests)."""
+        """One watcher step: load the alias's version if it changed (also used by tests).
+
+        A failed check keeps the served version and doubles the delay before the next one.
+        """
         try:
             target = self._resolver(self.uri)
-        except Exception as exc:  # registry unreachable: keep serving, retry next poll
-            self.last_check = {"at": _now(), "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            logger.warning("cannot resolve %s: %s", self.uri, exc)
+        except Exception as exc:  # registry unreachable: keep serving, back off
+            self._check_failed(exc)
             return
-        self.last_check = {"at": _now(), "ok": True, "version": target}
+        self.watch_failures = 0
+        self._schedule(self.poll_seconds)
+        self.last_check = {"at": _iso(self._clock()), "ok": True, "version": target}
         current = self.model.version if self.model else None
         if target is None or target == current or target == self._failed_version:
             return
         self._swap_to(target)
 
+    def _check_failed(self, exc: Exception) -> None:
+        self.watch_failures += 1
+        delay = backoff_delay(self.watch_failures, self.poll_seconds, self.max_backoff_seconds)
+        self._schedule(delay)
+        error = f"{type(exc).__name__}: {exc}"
+        self.last_check = {"at": _iso(self._clock()), "ok": False, "error": error}
+        current = self.model.version if self.model else None
+        self._on_event("watch_failure", current, None)
+        logger.warning(
+            "cannot resolve %s (%d failed checks in a row; still serving version %s; "
+            "next check in %.0f s): %s",
+            self.uri,
+            self.watch_failures,
+            current,
+            delay,
+            error,
+        )
+
+    def _schedule(self, delay: float) -> None:
+        self.backoff_seconds = delay
+        self.next_check_at = self._clock() + delay
+
     def _run(self) -> None:
         if self.model is None:
             self._initial_load()
         self._first_attempt.set()
-        while not self._stop.wait(self.poll_seconds):
+        self._schedule(self.poll_seconds)
+        while not self._stop.wait(self.backoff_seconds):
             self.check_now()
 
     def _initial_load(self) -> None:

@@ -45,6 +45,9 @@ MODEL_VERSION = Gauge(
 )
 RELOADS = Counter("rag_model_reloads_total", "hot swaps to a new model version")
 RELOAD_FAILURES = Counter("rag_model_reload_failures_total", "new versions that failed to load")
+WATCH_FAILURES = Counter(
+    "rag_model_watch_failures_total", "alias checks that failed (registry unreachable)"
+)
 CACHE_HITS = Counter("rag_embedding_cache_hits_total", "query-time embeddings found in the cache")
 CACHE_MISSES = Counter("rag_embedding_cache_misses_total", "query-time embeddings computed")
 ANSWER_CACHE_HITS = Counter("rag_answer_cache_hits_total", "/v1/query answers from the cache")
@@ -52,9 +55,12 @@ ANSWER_CACHE_MISSES = Counter("rag_answer_cache_misses_total", "/v1/query answer
 
 
 def on_model_event(event: str, old: str | None, new: str | None) -> None:
-    """Record a watcher event: ``loaded``, ``reload`` or ``reload_failure``."""
+    """Record a watcher event: ``loaded``, ``reload``, ``reload_failure`` or ``watch_failure``."""
     if event == "reload_failure":
         RELOAD_FAILURES.inc()
+        return
+    if event == "watch_failure":
+        WATCH_FAILURES.inc()
         return
     if event == "reload":
         RELOADS.inc()

@@ -41,6 +41,9 @@ class Settings:
     request_timeout: int = 30  # seconds before a request is answered 504
     # hot swap: seconds between checks of the alias in RAG_MODEL_URI
     poll_seconds: int = 10
+    # when the registry cannot be reached, the delay between alias checks doubles from
+    # poll_seconds up to this many seconds (the worker keeps serving what it has meanwhile)
+    watch_max_backoff_seconds: int = 300
     # gunicorn threads per worker (1: sync workers; more: gthread)
     threads: int = 1
     # gthread: seconds an idle keep-alive connection stays open; behind a proxy that keeps

@@ -39,14 +39,11 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@contextmanager
-def mlflow_server(
-    root: Path,
-    backend_store_uri: str,
-    artifacts_destination: str,
-    env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """A real ``mlflow server`` proxying artifacts (``--serve-artifacts``); yields its URL.
+class MlflowServer:
+    """A real ``mlflow server`` proxying artifacts (``--serve-artifacts``) on a free port.
+
+    ``kill()`` takes it away at once (its whole process group: ``mlflow server`` runs uvicorn
+    as a child); ``start()`` again brings it back on the same port with the same stores.
 
     Args:
         root: folder for its log (``mlflow-server.log``); also its working directory.
@@ -54,40 +51,78 @@ def mlflow_server(
         artifacts_destination: where the server writes artifacts (a folder, ``s3://...``).
         env: extra environment for the server process only (its store credentials).
     """
-    port = free_port()
-    log = root / "mlflow-server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                backend_store_uri,
-                "--artifacts-destination",
-                artifacts_destination,
-                "--serve-artifacts",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            cwd=root,
-            # the job runner (huey consumers, for MLflow's GenAI jobs) is unused here and its
-            # processes outlive a stopped server
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+
+    def __init__(
+        self,
+        root: Path,
+        backend_store_uri: str,
+        artifacts_destination: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.backend_store_uri = backend_store_uri
+        self.artifacts_destination = artifacts_destination
+        self.env = env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "mlflow-server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        with self.log.open("ab") as out:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    self.backend_store_uri,
+                    "--artifacts-destination",
+                    self.artifacts_destination,
+                    "--serve-artifacts",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                cwd=self.root,
+                # the job runner (huey consumers, for MLflow's GenAI jobs) is unused here and
+                # its processes outlive a stopped server
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # kill() reaches uvicorn too
+            )
+        wait_until_http_ok(f"{self.url}/health", self.process, self.log, timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children: connections are refused from now on."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _stop(self.process)
+
+
+@contextmanager
+def mlflow_server(
+    root: Path,
+    backend_store_uri: str,
+    artifacts_destination: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """A running :class:`MlflowServer` for the ``with`` block; yields its URL."""
+    server = MlflowServer(root, backend_store_uri, artifacts_destination, env)
+    server.start()
     try:
-        wait_until_http_ok(f"{url}/health", process, log, timeout=180)
-        yield url
+        yield server.url
     finally:
-        _stop(process)
+        server.stop()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from rag_model.errors import RagError
 
 CANDIDATE = "candidate"
 PRODUCTION = "production"
+# what the stores answer for a missing model, version or alias (SQLite, REST); anything else
+# (a connection refused, a 5xx) means the registry could not answer, not that nothing is there
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
 
 
 class RegistryError(RagError):
@@ -41,6 +44,8 @@ def resolve_version(
 
     Raises:
         RegistryError: the model, version or alias does not exist (the message lists aliases).
+        MlflowException: the registry could not answer (unreachable, failing): never reported
+            as a missing model, so a caller cannot mistake an outage for "no such alias".
     """
     client = client or MlflowClient()
     try:
@@ -51,6 +56,8 @@ def resolve_version(
             found = client.get_model_version_by_alias(name, version_or_alias)
             alias = version_or_alias
     except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND_CODES:
+            raise
         raise RegistryError(_not_found(client, name, version_or_alias, exc)) from None
     return VersionRef(name=name, version=str(found.version), run_id=found.run_id, alias=alias)
 

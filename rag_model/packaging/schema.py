@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 
 from rag_model.config import RagConfig
+from rag_model.documents import RetrievedChunk
 from rag_model.errors import QueryError
 from rag_model.pipeline import Answer
 
@@ -81,3 +83,27 @@ def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:
             for source in (s.to_dict() for s in answer.sources)
         ]
     return row
+
+
+def row_to_answer(question: str, row: Mapping[str, Any]) -> Answer:
+    """The ``Answer`` an output row describes: ``answer_to_row`` read back (e.g. from Spark).
+
+    Timings and confidence are not part of the signature, so they come back empty.
+    """
+    sources = [
+        RetrievedChunk(
+            id=source["id"],
+            document_id=source["document_id"],
+            text=source["text"],
+            score=float(source["score"]),
+            metadata=json.loads(source["metadata"] or "{}"),
+            scores=json.loads(source.get("scores") or "{}"),
+        )
+        for source in row.get("sources") or []
+    ]
+    return Answer(
+        question=question.strip(),
+        answer=row["answer"],
+        sources=sources,
+        citations=list(row.get("citations") or []),
+    )

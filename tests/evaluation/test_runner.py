@@ -8,7 +8,7 @@ import pytest
 
 from evaluation.answer_metrics import AnswerCase, OfflineAnswerMetrics, strip_citations
 from evaluation.dataset import EvalExample, load_eval_set
-from evaluation.runner import EvalResult, evaluate
+from evaluation.runner import EvalResult, Prediction, evaluate, predict_in_process
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.embedders import HashEmbedder
@@ -17,14 +17,23 @@ from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, SAMPLE_EVAL
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> EvalResult:
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
     config = RagConfig.from_dict(FAKE_CONFIG)
     root = tmp_path_factory.mktemp("eval")
     build_snapshot(config, SAMPLE_CORPUS, root / "index")
-    pipeline = RagPipeline.from_snapshot(config, root / "index")
+    return RagPipeline.from_snapshot(config, root / "index")
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[EvalExample]:
     examples = load_eval_set(SAMPLE_EVAL, limit=20).examples
     missing = EvalExample("nothing", "What is the airspeed of a swallow?", [], ["no-such-doc"])
-    return evaluate(pipeline, [*examples, missing], k=3)
+    return [*examples, missing]
+
+
+@pytest.fixture(scope="module")
+def result(pipeline: RagPipeline, examples: list[EvalExample]) -> EvalResult:
+    return evaluate(pipeline, examples, k=3)
 
 
 def test_every_metric_is_logged_under_its_name(result: EvalResult) -> None:
@@ -82,3 +91,24 @@ def test_offline_answer_metrics_on_known_cases() -> None:
 
 def test_citations_are_not_part_of_the_answer() -> None:
     assert strip_citations("In 1066 [1], then [12].") == "In 1066, then."
+
+
+def test_a_predictor_without_latencies_gives_the_same_scores_and_no_latency_metrics(
+    pipeline: RagPipeline, examples: list[EvalExample], result: EvalResult
+) -> None:
+    in_process = predict_in_process(pipeline)
+
+    def batch_predictor(questions, k, depth):  # what Spark batch scoring reports
+        return [Prediction(p.answer, p.ranking) for p in in_process(questions, k, depth)]
+
+    batch = evaluate(pipeline, examples, k=3, predictor=batch_predictor)
+
+    timed = {name for name in result.metrics if name.startswith("latency_")}
+    assert timed == {"latency_p50_ms", "latency_p95_ms", "latency_p99_ms"}
+    assert batch.metrics == pytest.approx(
+        {name: value for name, value in result.metrics.items() if name not in timed},
+        nan_ok=True,
+    )
+    assert batch.latencies_ms == []
+    assert all("latency_ms" not in row["scores"] for row in batch.rows)
+    assert [row["answer"] for row in batch.rows] == [row["answer"] for row in result.rows]

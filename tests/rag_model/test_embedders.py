@@ -15,6 +15,7 @@ from rag_model.embedders import (
     MINILM_WEIGHTS_SHA256,
     CachingEmbedder,
     HashEmbedder,
+    PrecomputedEmbedder,
     SentenceTransformerEmbedder,
     bundled_minilm_dir,
     copy_embedder_files,
@@ -219,3 +220,15 @@ def test_caching_embedder_evicts_the_least_recently_used_text() -> None:
 def test_caching_embedder_rejects_a_non_positive_size() -> None:
     with pytest.raises(EmbedderError, match="max_entries must be > 0, got 0"):
         CachingEmbedder(HashEmbedder(), max_entries=0)
+
+
+def test_precomputed_embedder_returns_the_given_vectors_and_names_a_missing_text() -> None:
+    vectors = HashEmbedder(dimension=8).embed(["first text", "second text"])
+    embedder = PrecomputedEmbedder("hash-embedder", dict(zip(["a", "b"], vectors, strict=True)))
+
+    assert embedder.dimension == 8
+    np.testing.assert_array_equal(embedder.embed(["b", "a", "b"]), vectors[[1, 0, 1]])
+    with pytest.raises(
+        EmbedderError, match=r"1 text\(s\) were not embedded beforehand, e.g. 'c'; embed every"
+    ):
+        embedder.embed(["a", "c"])

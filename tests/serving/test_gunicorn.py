@@ -152,7 +152,9 @@ def test_playground_answers_in_headless_chromium(server: Server, tmp_path: Path)
     assert "served by rag-model version 1" in dom
 
 
-def test_sigterm_lets_in_flight_requests_finish(minilm_model: RegisteredModel, tmp_path: Path):
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_connections(
+    minilm_model: RegisteredModel, tmp_path: Path
+) -> None:
     running = Server(
         {
             "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
@@ -163,22 +165,47 @@ def test_sigterm_lets_in_flight_requests_finish(minilm_model: RegisteredModel, t
     )
     try:
         running.wait_ready()
-        questions = [f"What happened in the year {1000 + i}?" for i in range(64)]
+        # 64 long questions: seconds of work in one request
+        filler = " and what did the Normans, the Huguenots and the Victorians do then" * 5
+        questions = [f"What happened in the year {1000 + i}{filler}?" for i in range(64)]
         outcome: dict[str, object] = {}
 
         def slow_batch() -> None:
+            started = time.monotonic()
             response = requests.post(
                 f"{running.url}/v1/query/batch", json={"questions": questions}, timeout=120
             )
             outcome["status"] = response.status_code
             outcome["results"] = len(response.json()["results"])
+            print(f"\nthe batch took {time.monotonic() - started:.1f} s")
 
         thread = threading.Thread(target=slow_batch)
         thread.start()
-        time.sleep(1.0)  # the batch (64 questions on MiniLM) is now in flight
+        time.sleep(0.5)  # the batch is now in flight
         running.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the master closes its listener and passes SIGTERM to the worker
+        # new connections while the batch is still running: refused or reset at once, never
+        # left waiting in the listen queue of a worker that will not accept them (a hang)
+        attempts: list[tuple[bool, str]] = []
+        while thread.is_alive() or not attempts:
+            in_flight = thread.is_alive()
+            try:
+                response = requests.get(f"{running.url}/health", timeout=5)
+                attempts.append((in_flight, f"answered {response.status_code}"))
+            except requests.Timeout as exc:
+                attempts.append((in_flight, f"hung: {exc!r}"))
+            except requests.ConnectionError as exc:
+                attempts.append((in_flight, "refused" if "refused" in str(exc) else repr(exc)))
+            time.sleep(0.2)
         thread.join(120)
+        during = sum(in_flight for in_flight, _ in attempts)
+        results = sorted({result for _, result in attempts})
+        print(
+            f"\n{len(attempts)} new connections after SIGTERM, {during} during the batch: {results}"
+        )
         assert outcome == {"status": 200, "results": 64}
+        assert any(in_flight for in_flight, _ in attempts)  # tried while the batch ran
+        assert {result for _, result in attempts} == {"refused"}
         assert running.process.wait(60) == 0
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{running.url}/health", timeout=5)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from serving.model_holder import ModelHolder, ServedModel
+from serving.model_holder import ModelHolder, ServedModel, backoff_delay
+from serving.observability import on_model_event
 
 URI = "models:/demo@production"
 
@@ -133,3 +134,74 @@ def test_first_load_is_retried_until_it_works() -> None:
     assert holder.state == "ready"
     assert holder.error is None
     holder.stop()
+
+
+class Clock:
+    """A clock the test moves by hand: backoff is checked without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unreachable_registry_is_retried_with_capped_exponential_backoff() -> None:
+    registry, clock, events = Registry(), Clock(), []
+    holder = ModelHolder(
+        URI,
+        model=fake_model("1", registry.closed),
+        poll_seconds=10,
+        max_backoff_seconds=60,
+        loader=registry.load,
+        resolver=registry.resolve,
+        on_event=lambda *event: events.append(event),
+        clock=clock,
+    )  # not started: the test drives the watcher's steps itself
+    registry.unreachable = True
+    seen = []
+    for _ in range(5):
+        holder.check_now()
+        watch = holder.details()["watch"]
+        seen.append((watch["consecutive_failures"], watch["backoff_seconds"]))
+        clock.now += watch["backoff_seconds"]
+    assert seen == [(1, 20), (2, 40), (3, 60), (4, 60), (5, 60)]
+    # checks at 08:00:00, :00:20, :01:00, :02:00 and :03:00; the next one a minute later
+    assert watch["next_check_at"] == "2027-01-15T08:04:00Z"
+    assert watch["last_check"] == {
+        "at": "2027-01-15T08:03:00Z",
+        "ok": False,
+        "error": "ConnectionError: tracking server down",
+    }
+    assert holder.model.version == "1"  # served all along
+    assert events == [("watch_failure", "1", None)] * 5
+
+    registry.unreachable, registry.alias = False, "2"  # back, and the alias moved meanwhile
+    holder.check_now()
+    watch = holder.details()["watch"]
+    assert holder.model.version == "2"
+    assert (watch["consecutive_failures"], watch["backoff_seconds"]) == (0, 10)
+    assert watch["next_check_at"] == "2027-01-15T08:04:10Z"
+    assert watch["last_check"]["ok"] is True
+    registry.unreachable = True  # a new outage starts again from the shortest delay
+    holder.check_now()
+    assert (holder.watch_failures, holder.backoff_seconds) == (1, 20)
+
+
+def test_backoff_never_drops_below_the_poll_interval() -> None:
+    assert [backoff_delay(n, 1, 8) for n in range(6)] == [1, 2, 4, 8, 8, 8]
+    assert backoff_delay(3, 30, 10) == 30  # a cap below the poll interval: just poll
+
+
+def test_watch_failures_are_counted_without_touching_the_served_version() -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    on_model_event("loaded", None, "7")
+    before = sample("rag_model_watch_failures_total")
+    on_model_event("watch_failure", "7", None)
+    on_model_event("watch_failure", "7", None)
+    assert sample("rag_model_watch_failures_total") == before + 2
+    assert sample("rag_model_version_info", {"version": "7"}) == 1

@@ -18,7 +18,8 @@ from rag_model.packaging.lifecycle import (
     record_evaluation,
     rollback,
 )
-from rag_model.packaging.registry import RegistryError
+from rag_model.packaging.registry import RegistryError, current_alias_version, resolve_version
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 NAME = "lifecycle"
@@ -97,6 +98,20 @@ def test_unknown_version_and_model(client: MlflowClient) -> None:
         promote("missing", "1", client=client)
     with pytest.raises(RegistryError, match="registered model 'missing' does not exist"):
         history("missing", client)
+
+
+def test_an_unreachable_registry_is_not_taken_for_a_missing_alias(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    down = MlflowClient(url, registry_uri=url)
+    with pytest.raises(MlflowException, match="Connection refused"):
+        resolve_version(NAME, "production", down)
+    with pytest.raises(MlflowException, match="Connection refused"):
+        current_alias_version(NAME, "production", down)  # not None: "no production yet"
 
 
 def test_rollback_walks_back_the_production_chain(client: MlflowClient) -> None:

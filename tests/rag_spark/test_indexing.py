@@ -1,0 +1,132 @@
+"""Index builds on Spark give the local build's chunks, vectors and manifest (real MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import cli
+from rag_model.build import BuildResult, build_snapshot
+from rag_model.config import RagConfig
+from rag_model.index import CHROMA_DIR, COLLECTION_NAME
+from rag_model.manifest import verify_manifest
+from rag_model.packaging.log import log_rag_model
+from rag_model.sentences import SENTENCES_DIR, VECTORS_FILE
+from tests.conftest import SAMPLE_CORPUS
+
+pytestmark = pytest.mark.integration
+
+DOCUMENTS = 24  # of the sample's 175: enough for several chunks per topic, minutes less MiniLM
+QUESTIONS = ["Who were the Normans?", "How does a steam engine work?", "What is oxygen?"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lines = SAMPLE_CORPUS.read_text().splitlines()
+    # every third document, so the subset spans the sample's topics
+    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
+    path.write_text("\n".join(lines[::3][:DOCUMENTS]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    return build_snapshot(RagConfig(), corpus, tmp_path_factory.mktemp("local") / "snapshot")
+
+
+@pytest.fixture(scope="module")
+def on_spark(spark: Any, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spark") / "snapshot"
+    result = CliRunner().invoke(
+        cli,
+        ["build", "--engine", "spark", "--data-path", str(corpus), "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{DOCUMENTS} documents, ")
+    return out
+
+
+def _collection(snapshot: Path, scratch: Path) -> dict[str, Any]:
+    import chromadb
+    from chromadb.config import Settings
+
+    # Chroma writes into the folder it opens: read a copy, the snapshot stays verifiable
+    shutil.copytree(snapshot / CHROMA_DIR, scratch)
+    client = chromadb.PersistentClient(str(scratch), settings=Settings(anonymized_telemetry=False))
+    try:
+        found = client.get_collection(COLLECTION_NAME).get(
+            include=["embeddings", "documents", "metadatas"]
+        )
+    finally:
+        client.close()
+    order = np.argsort(found["ids"])
+    return {
+        "ids": [found["ids"][i] for i in order],
+        "documents": [found["documents"][i] for i in order],
+        "metadatas": [found["metadatas"][i] for i in order],
+        "embeddings": np.asarray(found["embeddings"])[order],
+    }
+
+
+def test_spark_build_gives_the_same_chunks_vectors_and_manifest(
+    local: BuildResult, on_spark: Path, tmp_path: Path
+) -> None:
+    manifest = verify_manifest(on_spark)
+    for field in ("chunk_count", "corpus_fingerprint", "embedding_dimension", "embedder", "space"):
+        assert manifest[field] == local.manifest[field], field
+    # Chroma's files hold a random collection id; everything else is byte for byte the same,
+    # except the sentence vectors, which float noise from other batch paddings may change
+    expected = {n: d for n, d in local.manifest["files"].items() if not n.startswith(CHROMA_DIR)}
+    files = {n: d for n, d in manifest["files"].items() if not n.startswith(CHROMA_DIR)}
+    vectors_file = f"{SENTENCES_DIR}/{VECTORS_FILE}"
+    assert files.keys() == expected.keys()
+    assert {n: d for n, d in files.items() if n != vectors_file} == {
+        n: d for n, d in expected.items() if n != vectors_file
+    }
+    spark_chunks = _collection(on_spark, tmp_path / "spark")
+    local_chunks = _collection(local.snapshot_dir, tmp_path / "local")
+    assert len(spark_chunks["ids"]) == local.chunk_count > DOCUMENTS
+    for field in ("ids", "documents", "metadatas"):
+        assert spark_chunks[field] == local_chunks[field], field
+    np.testing.assert_allclose(spark_chunks["embeddings"], local_chunks["embeddings"], atol=1e-5)
+    np.testing.assert_allclose(
+        np.load(on_spark / vectors_file), np.load(local.snapshot_dir / vectors_file), atol=1e-5
+    )
+
+
+def test_the_spark_snapshot_logs_loads_and_answers_like_the_local_one(
+    tracking_store: str, local: BuildResult, on_spark: Path
+) -> None:
+    answers = []
+    for snapshot in (local.snapshot_dir, on_spark):
+        with mlflow.start_run():
+            uri = log_rag_model(RagConfig(), snapshot).model_uri
+        model = mlflow.pyfunc.load_model(uri)
+        answers.append(model.predict(pd.DataFrame({"question": QUESTIONS}), params={"k": 3}))
+    from_local, from_spark = answers
+    assert [a["answer"] for a in from_spark] == [a["answer"] for a in from_local]
+    assert [[s["id"] for s in a["sources"]] for a in from_spark] == [
+        [s["id"] for s in a["sources"]] for a in from_local
+    ]
+    assert all(json.loads(s["metadata"])["title"] for a in from_spark for s in a["sources"])
+
+
+def test_a_spark_build_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "old.txt").write_text("keep me")
+
+    result = CliRunner().invoke(
+        cli,
+        ["build", "--engine", "spark", "--data-path", str(SAMPLE_CORPUS), "--out", str(tmp_path)],
+    )
+
+    assert result.exit_code == 1
+    assert f"snapshot folder {tmp_path} is not empty; choose a new folder" in result.output

@@ -11,6 +11,7 @@ Three formats, chosen by the path:
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def load_eval_set(path: str | Path, split: str = "test", limit: int | None = Non
             ".json file or a BEIR folder"
         )
     if not examples:
-        raise EvalSetError(f"eval set {path} has no questions")
+        raise EvalSetError(
+            f"eval set {path} has no questions; add at least one (see docs/evaluation.md)"
+        )
     if limit is not None:
         examples = examples[:limit]
     return EvalSet(name=path.name, source=str(path.resolve()), format=kind, examples=examples)
@@ -91,8 +94,12 @@ def load_eval_set(path: str | Path, split: str = "test", limit: int | None = Non
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalSetError(f"cannot read eval set file {path}: {exc}") from None
+    except OSError as exc:
+        raise EvalSetError(f"cannot read eval set file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise EvalSetError(
+            f"eval set file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def _json_lines(path: Path) -> list[tuple[int, Any]]:
@@ -213,3 +220,30 @@ def _beir_texts(corpus: Path, wanted: set[str]) -> dict[str, str]:
         if str(doc.get("_id")) in wanted:
             texts[str(doc["_id"])] = " ".join(filter(None, (doc.get("title"), doc.get("text"))))
     return texts
+
+
+def check_overlap(eval_set: EvalSet, document_ids: Collection[str], corpus: str) -> None:
+    """Refuse an eval set whose relevant ids name none of the corpus's documents.
+
+    Retrieval metrics of such a pair are all 0 whatever the model does: the eval set was made
+    for another corpus, or its ids are spelled differently. Checked before any embedding. An
+    eval set without relevant ids (answers only) has nothing to check.
+
+    Raises:
+        EvalSetError: with both counts and a few ids of each side.
+    """
+    wanted = list(dict.fromkeys(i for example in eval_set.examples for i in example.relevant_ids))
+    if not wanted or not set(wanted).isdisjoint(document_ids):
+        return
+    known = sorted(document_ids)
+    raise EvalSetError(
+        f"eval set {eval_set.source} shares no document id with the corpus {corpus}: its "
+        f"{len(wanted)} relevant id(s) ({_examples(wanted)}) match none of the corpus's "
+        f"{len(known)} document id(s) ({_examples(known)}); use the eval set made for this "
+        "corpus, or make its relevant_ids name the corpus's document ids"
+    )
+
+
+def _examples(ids: list[str], count: int = 3) -> str:
+    shown = ", ".join(repr(i) for i in ids[:count])
+    return f"e.g. {shown}" + (", ..." if len(ids) > count else "")

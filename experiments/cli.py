@@ -125,14 +125,23 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
 
 
-def run_cli() -> None:
-    """Run ``cli``; under ``mlflow run``, a refused parameter also fails the run, with why.
+def run_cli(args: list[str] | None = None) -> None:
+    """Run ``cli``; every refusal is one ``Error: ...`` line on stderr and a non-zero exit.
 
-    MLflow starts the run before the script parses its parameters, so a parse error would end
-    FAILED with no message in the tracking store unless it is tagged here.
+    Usage errors get one line too (with where to find help) instead of click's usage block,
+    so a log or an ``mlflow run`` tag shows the reason alone. Under ``mlflow run``, a refused
+    parameter also fails the run, with why: MLflow starts the run before the script parses its
+    parameters, so a parse error would end FAILED with no message in the tracking store unless
+    it is tagged here.
     """
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=args, prog_name="rag-model", standalone_mode=False)
+    except click.UsageError as exc:
+        message = exc.format_message()
+        _tag_mlflow_run_error(message)
+        command = exc.ctx.command_path if exc.ctx else "rag-model"
+        click.echo(f"Error: {message} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         _tag_mlflow_run_error(exc.format_message())
         exc.show()

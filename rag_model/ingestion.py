@@ -46,15 +46,22 @@ def load_documents(path: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> Co
         IngestionError: the path does not exist, a supported file cannot be read (all such
             files are named), two documents share an id, or no document was found.
     """
+    if not str(path).strip():  # Path("") would mean the current folder
+        raise IngestionError("the data path is empty; pass a folder of documents or a .jsonl file")
     root = Path(path)
     if not root.exists():
         raise IngestionError(f"data path {root} does not exist; pass a folder or a .jsonl file")
+    if root.is_file() and root.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise IngestionError(
+            f"data path {root}: unsupported type {root.suffix or '(none)'}; pass a folder or a "
+            f"{', '.join(SUPPORTED_SUFFIXES)} file"
+        )
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     base = root.parent if root.is_file() else root
 
     documents: list[Document] = []
     skipped: list[tuple[str, str]] = []
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []  # (file, what is wrong with it)
     per_type: dict[str, int] = {}
     for file in files:
         relative = file.relative_to(base).as_posix()
@@ -68,8 +75,11 @@ def load_documents(path: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> Co
         size = file.stat().st_size
         if size > max_file_bytes:
             failures.append(
-                f"{relative}: {size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.0f} MB "
-                "limit per file; split it"
+                (
+                    relative,
+                    f"{relative}: {size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:.0f} MB "
+                    "limit per file; split it",
+                )
             )
             continue
         try:
@@ -80,7 +90,7 @@ def load_documents(path: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> Co
                 assert reader is not None
                 found = reader(file, relative)
         except IngestionError as exc:
-            failures.append(str(exc))
+            failures.append((relative, str(exc)))
             continue
         if not found:
             skipped.append((relative, "no records" if suffix in JSONL_SUFFIXES else "no text"))
@@ -88,12 +98,20 @@ def load_documents(path: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> Co
         documents.extend(found)
         per_type[suffix] = per_type.get(suffix, 0) + len(found)
 
+    if len(failures) == 1:
+        relative, problem = failures[0]
+        # one line: the file's full path, then what is wrong ("line 3: ...", "not valid UTF-8")
+        where = f"{base / relative}"
+        detail = problem.removeprefix(relative).lstrip(": ")
+        raise IngestionError(f"cannot read {where}: {detail}; fix or remove the file")
     if failures:
         raise IngestionError(
             f"{len(failures)} file(s) under {root} could not be read; fix or remove them:\n  "
-            + "\n  ".join(failures)
+            + "\n  ".join(problem for _, problem in failures)
         )
     _check_unique_ids(documents)
+    if not documents and root.is_file():
+        raise IngestionError(f"no documents found in {root}: {skipped[0][1]}")
     if not documents:
         raise IngestionError(
             f"no documents found in {root}: expected {', '.join(SUPPORTED_SUFFIXES)} files"

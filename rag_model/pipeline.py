@@ -76,7 +76,17 @@ class RagPipeline:
         With ``index.location: server`` the snapshot folder holds no Chroma files and the
         collection on the server is checked against its manifest now.
         """
-        index = open_index(config.index, snapshot_dir)
+        return cls.from_index(config, open_index(config.index, snapshot_dir), embedder_dir, threads)
+
+    @classmethod
+    def from_index(
+        cls,
+        config: RagConfig,
+        index: ChromaIndex,
+        embedder_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> RagPipeline:
+        """``from_snapshot`` for an index already opened (and so verified)."""
         embedder = make_embedder(
             config.embedding, Path(embedder_dir) if embedder_dir else None, threads=threads
         )

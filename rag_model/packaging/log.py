@@ -15,8 +15,8 @@ import rag_model
 from rag_model.config import RagConfig
 from rag_model.embedders import copy_embedder_files
 from rag_model.index import ChromaIndex
-from rag_model.manifest import write_manifest
-from rag_model.packaging.pyfunc_model import ARTIFACT_EMBEDDER, ARTIFACT_INDEX
+from rag_model.manifest import FORMAT_VERSION, amend_manifest, config_digest, write_manifest
+from rag_model.packaging.pyfunc_model import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, CONFIG_DIGEST
 from rag_model.packaging.schema import INPUT_EXAMPLE, model_signature
 from rag_model.publish import stage_server_snapshot
 
@@ -96,6 +96,8 @@ def log_rag_model(
         else:
             manifest = ChromaIndex.open(snapshot_dir).manifest  # refuses a corrupted snapshot
             shutil.copytree(snapshot_dir, index_dir)
+        # the config travels in MLmodel, outside any manifest: its digest goes in the index's
+        amend_manifest(index_dir, **{CONFIG_DIGEST: config_digest(config.to_dict())})
         artifacts = {ARTIFACT_INDEX: str(index_dir)}
         embedder_dir = copy_embedder_files(config.embedding, staging_dir / ARTIFACT_EMBEDDER)
         if embedder_dir is not None:
@@ -124,6 +126,7 @@ def log_rag_model(
 def _model_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "rag_model_version": rag_model.__version__,
+        "artifact_format": FORMAT_VERSION,
         "chunk_count": manifest["chunk_count"],
         "embedding_dimension": manifest["embedding_dimension"],
         "embedder": manifest["embedder"],

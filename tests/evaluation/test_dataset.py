@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.dataset import EvalSetError, load_eval_set
+from evaluation.dataset import EvalExample, EvalSet, EvalSetError, check_overlap, load_eval_set
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL
 
 
@@ -111,3 +111,25 @@ def test_missing_unsupported_and_non_squad_files(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text("[1, 2]")
     with pytest.raises(EvalSetError, match="is not SQuAD JSON"):
         load_eval_set(tmp_path / "other.json")
+
+
+def _eval_set(*relevant: list[str]) -> EvalSet:
+    examples = [EvalExample(str(i), f"q{i}?", relevant_ids=ids) for i, ids in enumerate(relevant)]
+    return EvalSet("eval.jsonl", "/data/eval.jsonl", "jsonl", examples)
+
+
+def test_an_eval_set_sharing_no_id_with_the_corpus_is_refused() -> None:
+    with pytest.raises(EvalSetError) as caught:
+        check_overlap(_eval_set(["x-1"], ["x-2", "x-1"]), {"a", "b"}, "/data/corpus.jsonl")
+
+    assert str(caught.value) == (
+        "eval set /data/eval.jsonl shares no document id with the corpus /data/corpus.jsonl: "
+        "its 2 relevant id(s) (e.g. 'x-1', 'x-2') match none of the corpus's 2 document id(s) "
+        "(e.g. 'a', 'b'); use the eval set made for this corpus, or make its relevant_ids name "
+        "the corpus's document ids"
+    )
+
+
+def test_some_overlap_or_no_relevant_ids_pass_the_check() -> None:
+    check_overlap(_eval_set(["x-1"], ["a"]), {"a", "b"}, "corpus")
+    check_overlap(_eval_set([], []), {"a"}, "corpus")  # answers only: nothing to compare

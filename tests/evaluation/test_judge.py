@@ -46,7 +46,8 @@ def instance_of(schema: dict[str, Any], defs: dict[str, Any], name: str = "") ->
 class FakeJudge:
     """OpenAI-compatible chat completions that fill in the schema of each prompt."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = KEY) -> None:
+        self.key = key
         self.calls: list[dict] = []
         app = Flask("fake-judge")
         app.post("/v1/chat/completions")(self.complete)
@@ -55,7 +56,7 @@ class FakeJudge:
     def complete(self):  # noqa: ANN201
         body = request.get_json()
         self.calls.append(body)
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
             return {"error": {"message": "invalid api key"}}, 401
         prompt = body["messages"][0]["content"]
         schema = json.loads(re.search(r"json_schema:\s*(\{.*\})\s*Make sure", prompt, re.S)[1])

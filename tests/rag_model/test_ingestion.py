@@ -139,8 +139,7 @@ def test_invalid_utf8_names_the_file(tmp_path: Path, make_files) -> None:
         load_documents(root)
 
     assert str(caught.value) == (
-        f"1 file(s) under {root} could not be read; fix or remove them:\n"
-        "  bad.txt: not valid UTF-8 text (byte 3)"
+        f"cannot read {root / 'bad.txt'}: not valid UTF-8 text (byte 3); fix or remove the file"
     )
 
 
@@ -184,8 +183,10 @@ def test_jsonl_errors_name_the_file_and_line(
     # line 2 is blank: line numbers count it
     make_files(tmp_path, {"data.jsonl": '{"id": "ok", "text": "Fine."}\n\n' + bad_line + "\n"})
 
-    with pytest.raises(IngestionError, match=re.escape(expected)):
-        load_documents(tmp_path / "data.jsonl")
+    where = tmp_path / "data.jsonl"
+    message = f"cannot read {where}: {expected.replace('data.jsonl line', 'line')}"
+    with pytest.raises(IngestionError, match=re.escape(message)):
+        load_documents(where)
 
 
 def test_duplicate_ids_are_rejected_naming_both_sources(tmp_path: Path, make_files) -> None:
@@ -228,6 +229,35 @@ def test_nonexistent_path_is_rejected(tmp_path: Path) -> None:
         match=re.escape(f"data path {missing} does not exist; pass a folder or a .jsonl file"),
     ):
         load_documents(missing)
+
+
+def test_an_empty_data_path_is_not_the_current_folder() -> None:
+    with pytest.raises(
+        IngestionError,
+        match=re.escape("the data path is empty; pass a folder of documents or a .jsonl file"),
+    ):
+        load_documents(" ")
+
+
+def test_a_data_file_of_an_unsupported_type_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "corpus.csv").write_text("id,text\n")
+
+    with pytest.raises(IngestionError) as caught:
+        load_documents(tmp_path / "corpus.csv")
+
+    assert str(caught.value) == (
+        f"data path {tmp_path / 'corpus.csv'}: unsupported type .csv; pass a folder or a .txt, "
+        ".md, .html, .htm, .pdf, .jsonl file"
+    )
+
+
+def test_an_empty_data_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text("\n")
+
+    with pytest.raises(IngestionError) as caught:
+        load_documents(tmp_path / "corpus.jsonl")
+
+    assert str(caught.value) == f"no documents found in {tmp_path / 'corpus.jsonl'}: no records"
 
 
 def test_empty_folder_is_rejected(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ CHUNKS = [
 class FakeLLM:
     """OpenAI-compatible /v1/chat/completions; the requested model picks the behaviour."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = KEY) -> None:
+        self.key = key
         self.calls: list[dict] = []
         self.flaky_failures = 0
         app = Flask("fake-llm")
@@ -36,7 +37,7 @@ class FakeLLM:
     def complete(self):  # noqa: ANN201
         body = request.get_json()
         self.calls.append(body)
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
             return {"error": {"message": "invalid api key", "type": "auth"}}, 401
         behaviour = body["model"]
         if behaviour == "flaky" and self.flaky_failures < 1:

@@ -22,6 +22,7 @@ from rag_model.embedders import (
 from rag_model.errors import ConfigError, EmbedderError, IntegrityError
 from rag_model.onnx_export import exported_minilm_dir
 from rag_model.packaging.log import log_rag_model, pinned_requirements
+from rag_model.packaging.pyfunc_model import check_embedder_files
 from rag_model.packaging.registry import register_version
 from tests.conftest import PROJECT
 
@@ -154,8 +155,14 @@ def test_loading_refuses_a_config_that_names_another_backend(
     spec["flavors"]["python_function"]["config"]["embedding"]["backend"] = "onnx-int8"
     mlmodel.write_text(yaml.safe_dump(spec))
 
-    with pytest.raises(IntegrityError, match="holds the 'onnx' encoder but the config names"):
+    # the edit is caught as an edit; a config and files that disagree otherwise: below
+    with pytest.raises(IntegrityError, match="the config was edited after logging"):
         mlflow.pyfunc.load_model(str(local))
+    with pytest.raises(IntegrityError, match="holds the 'onnx' encoder but the config names"):
+        check_embedder_files(
+            local / "artifacts" / "embedder",
+            RagConfig.from_dict(spec["flavors"]["python_function"]["config"]),
+        )
 
 
 @pytest.mark.integration

@@ -27,10 +27,10 @@ test-unit: install
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check rag_model serving evaluation experiments tests bench
+	$(PY) -m ruff check rag_model serving evaluation experiments rag_spark tests bench
 
 fmt: install
-	$(PY) -m ruff format rag_model serving evaluation experiments tests bench
+	$(PY) -m ruff format rag_model serving evaluation experiments rag_spark tests bench
 
 clean:
 	rm -rf .rag-model mlflow.db mlruns .pytest_cache

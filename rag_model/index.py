@@ -221,6 +221,8 @@ class ChromaIndex:
     ) -> list[list[RetrievedChunk]]:
         """``query`` for several vectors in one Chroma call."""
         self.warm_up()
+        from chromadb.errors import InvalidArgumentError
+
         try:
             # ids and distances only: fetching documents and metadata inside the query costs
             # more than the search itself (2.5 vs 1.0 ms, 2,807 chunks); texts come from the
@@ -231,7 +233,9 @@ class ChromaIndex:
                 where=dict(where) if where else None,
                 include=["distances"],
             )
-        except ValueError as exc:  # chromadb reports a malformed where clause as ValueError
+        # a malformed where clause: ValueError from chromadb's Python checks, and
+        # InvalidArgumentError from its Rust core for what those let through ({"$gt": inf})
+        except (ValueError, InvalidArgumentError) as exc:
             raise QueryError(f"invalid filter: {exc}", field="filter") from None
         space = self.manifest.get("space", "cosine")
         found = self.get([identifier for ids in result["ids"] for identifier in ids])
@@ -278,9 +282,11 @@ class ChromaIndex:
     def ids_matching(self, where: Mapping[str, Any]) -> set[str]:
         """Ids of the chunks whose metadata match ``where`` (to filter BM25 results)."""
         self.warm_up()
+        from chromadb.errors import InvalidArgumentError
+
         try:
             return set(self._collection.get(where=dict(where), include=[])["ids"])
-        except ValueError as exc:
+        except (ValueError, InvalidArgumentError) as exc:
             raise QueryError(f"invalid filter: {exc}", field="filter") from None
 
     def sentence_vectors(self) -> SentenceVectors | None:

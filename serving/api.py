@@ -12,18 +12,22 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from rag_model.errors import GenerationError, QueryError
 from rag_model.packaging.schema import QUESTION_COLUMN
 from rag_model.pipeline import Answer
+from serving import strict_json
 from serving.answer_cache import answer_key
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
 from serving.observability import ANSWER_CACHE_HITS, ANSWER_CACHE_MISSES
 from serving.schemas import (
+    SCORING_FORMATS,
     BatchQueryRequest,
     BatchQueryResponse,
     InvocationParams,
+    InvocationsRequest,
     QueryRequest,
     QueryResult,
     validate,
@@ -32,7 +36,6 @@ from serving.settings import Settings
 
 api = Blueprint("api", __name__)
 
-SCORING_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 T = TypeVar("T")
 
 
@@ -81,7 +84,7 @@ def with_timeout(work: Callable[[], T]) -> T:
 
 
 def json_body() -> Any:
-    """The request's JSON body: 415 if not JSON, 413 past the size limit, 400 if malformed."""
+    """The request's strict JSON body: 415 if not JSON, 413 past the size limit, 400 if invalid."""
     if not request.is_json:
         raise ApiError(
             f"send Content-Type: application/json (got {request.content_type or 'none'})",
@@ -89,29 +92,36 @@ def json_body() -> Any:
             "unsupported_media_type",
         )
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and len(raw) >= limit:
+        # a chunked body (no Content-Length) is cut at the limit by werkzeug, not refused:
+        # anything left after it means the body was too large
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(f"body is not valid JSON: {exc}", 400, "invalid_json") from None
-    except RecursionError:
-        raise ApiError("body is nested too deeply", 400, "invalid_json") from None
+        return strict_json.loads(raw)
+    except strict_json.InvalidJson as exc:
+        raise ApiError(f"body is {exc}", 400, "invalid_json") from None
 
 
 def check_question(question: str, field: str = "question") -> str:
-    """The stripped question, or a 422 naming ``field`` (empty, NUL characters, too long)."""
+    """The stripped question, or a 422 naming ``field`` (empty, NUL characters, too long).
+
+    The length limit counts what the client sent, as ``maxLength`` in /openapi.json does.
+    """
+    limit = settings().max_question_chars
+    if len(question) > limit:
+        raise ApiError(
+            f"{field} is {len(question)} characters; the limit is {limit}",
+            422,
+            "invalid_request",
+            field,
+        )
     stripped = question.strip()
     if not stripped:
         raise ApiError(f"{field} must not be empty", 422, "invalid_request", field)
     if "\x00" in stripped:
         raise ApiError(f"{field} must not contain NUL characters", 422, "invalid_request", field)
-    limit = settings().max_question_chars
-    if len(stripped) > limit:
-        raise ApiError(
-            f"{field} is {len(stripped)} characters; the limit is {limit}",
-            422,
-            "invalid_request",
-            field,
-        )
     return stripped
 
 
@@ -119,18 +129,22 @@ def check_k(k: int | None, field: str = "k") -> int | None:
     """``k`` if within 1..RAG_MAX_K (None: the model's default), else a 422."""
     limit = settings().max_k
     if k is not None and not 1 <= k <= limit:
+        got = str(k) if len(str(k)) <= 20 else f"{str(k)[:20]}... ({len(str(k))} digits)"
         raise ApiError(
-            f"{field} must be between 1 and {limit}, got {k}", 422, "invalid_request", field
+            f"{field} must be between 1 and {limit}, got {got}", 422, "invalid_request", field
         )
     return k
 
 
 def check_batch(count: int, field: str) -> None:
-    """A 413 when a request carries more than RAG_MAX_BATCH questions."""
+    """A 422 when a request carries more than RAG_MAX_BATCH questions (``maxItems``)."""
     limit = settings().max_batch
     if count > limit:
         raise ApiError(
-            f"{count} questions; the limit is {limit} per request", 413, "batch_too_large", field
+            f"{count} questions; the limit is {limit} per request (RAG_MAX_BATCH)",
+            422,
+            "batch_too_large",
+            field,
         )
 
 
@@ -239,50 +253,39 @@ def query_batch() -> Response:
 @api.post("/invocations")
 def invocations() -> Response:
     """MLflow's scoring protocol, so clients of ``mlflow models serve`` work unchanged."""
+    import pandas as pd
     from mlflow.exceptions import MlflowException
-    from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
     body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(
-            f"body must be an object with one of {', '.join(SCORING_FORMATS)}", 400, "bad_request"
-        )
-    formats = [key for key in SCORING_FORMATS if key in body]
-    unknown = sorted(set(body) - set(SCORING_FORMATS) - {"params"})
-    if len(formats) != 1 or unknown:
-        raise ApiError(
-            f"body must have exactly one of {', '.join(SCORING_FORMATS)} plus optional 'params'"
-            + (f"; unknown key(s): {', '.join(unknown)}" if unknown else ""),
-            400,
-            "bad_request",
-        )
-    params = validate(InvocationParams, body.get("params") or {}, where="params")
-    check_k(params.k, "params.k")
-    with served() as model:
-        try:
-            data = infer_and_parse_data({formats[0]: body[formats[0]]}, model.input_schema)
-        except MlflowException as exc:
-            raise ApiError(exc.message, 400, "bad_request", formats[0]) from None
-        except (ValueError, TypeError, KeyError) as exc:
+    if isinstance(body, dict):
+        formats = [key for key in SCORING_FORMATS if key in body]
+        if len(formats) != 1:
             raise ApiError(
-                f"cannot read {formats[0]}: {exc}", 400, "bad_request", formats[0]
-            ) from None
-        data = _as_frame(data, formats[0])
-        check_batch(len(data), formats[0])
-        if QUESTION_COLUMN not in data.columns:
-            raise ApiError(
-                f"input needs a '{QUESTION_COLUMN}' column, got {list(data.columns)}",
+                f"body must have exactly one of {', '.join(SCORING_FORMATS)} (plus optional "
+                f"'params'); got {', '.join(formats) or 'none'}",
                 422,
                 "invalid_request",
-                QUESTION_COLUMN,
             )
-        for value in data[QUESTION_COLUMN]:
-            check_question(value if isinstance(value, str) else "", QUESTION_COLUMN)
+        if body[formats[0]] is None:
+            raise ApiError(f"{formats[0]} must not be null", 422, "invalid_request", formats[0])
+    request_body = validate(InvocationsRequest, body)
+    data_key, fields = request_body.questions()
+    check_batch(len(fields), data_key)
+    questions = [check_question(question, field) for field, question in fields]
+    params = request_body.params or InvocationParams()
+    check_k(params.k, "params.k")
+    # the signature's params: filter travels as JSON text, as MLflow clients send it
+    model_params: dict[str, Any] = {"include_sources": params.include_sources}
+    if params.k is not None:
+        model_params["k"] = params.k
+    if params.filter:
+        model_params["filter"] = json.dumps(params.filter)
+    with served() as model:
 
         def work() -> list[dict[str, Any]]:
             model.enter()
             try:
-                return model.predict(data, params.model_dump(exclude_none=True))
+                return model.predict(pd.DataFrame({QUESTION_COLUMN: questions}), model_params)
             finally:
                 model.exit()
 
@@ -290,23 +293,8 @@ def invocations() -> Response:
             predictions = with_timeout(work)
         except QueryError as exc:
             raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
+        except GenerationError as exc:
+            raise ApiError(str(exc), 502, "generation_failed") from None
         except MlflowException as exc:
-            raise ApiError(exc.message, 400, "bad_request") from None
+            raise ApiError(exc.message, 422, "invalid_request") from None
     return jsonify({"predictions": predictions})
-
-
-def _as_frame(data: Any, field: str) -> Any:
-    """MLflow parses ``inputs``/``instances`` into a dict of arrays or an array: make a frame."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    try:
-        if isinstance(data, dict):
-            return pd.DataFrame({key: np.asarray(value).ravel() for key, value in data.items()})
-        return pd.DataFrame({QUESTION_COLUMN: np.asarray(data).ravel()})
-    except ValueError as exc:  # columns of different lengths
-        raise ApiError(
-            f"cannot read {field} as rows of questions: {exc}", 400, "bad_request", field
-        ) from None

@@ -17,28 +17,50 @@ from flask import Blueprint, Response, g, jsonify, stream_with_context
 from rag_model.errors import GenerationError, QueryError
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
-from serving.schemas import ChatCompletionRequest, ChatCompletionResponse, ChatMessage, validate
+from serving.schemas import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    OtherMessage,
+    TextPart,
+    UserMessage,
+    validate,
+)
 
 chat = Blueprint("chat", __name__)
 
 
-def last_user_message(messages: list[ChatMessage]) -> str:
-    """The text of the last ``user`` message (string content or text parts)."""
-    for message in reversed(messages):
-        if message.role != "user":
+def user_question(messages: list[UserMessage | OtherMessage]) -> str:
+    """The last ``user`` message's text; every user message is checked as a question (422).
+
+    Content is a string or a list of parts whose text parts are joined with spaces; each
+    text part is checked on its own, as /openapi.json documents.
+    """
+    question = None
+    for index, message in enumerate(messages):
+        if not isinstance(message, UserMessage):
             continue
+        field = f"messages.{index}.content"
         if isinstance(message.content, str):
-            return message.content
-        parts = [p.get("text", "") for p in message.content or [] if p.get("type") == "text"]
-        return " ".join(part for part in parts if isinstance(part, str))
-    raise ApiError("messages must contain a user message", 422, "invalid_request", "messages")
+            question = check_question(message.content, field)
+            continue
+        texts = [
+            check_question(part.text, f"{field}.{position}.text")
+            for position, part in enumerate(message.content)
+            if isinstance(part, TextPart)
+        ]
+        if not texts:
+            raise ApiError(f"{field} has no text part", 422, "invalid_request", field)
+        question = " ".join(texts)
+    if question is None:
+        raise ApiError("messages must contain a user message", 422, "invalid_request", "messages")
+    return question
 
 
 @chat.post("/v1/chat/completions")
 def chat_completions() -> Response:
     """Answer the last user message; ``stream: true`` answers with server-sent events."""
     body = validate(ChatCompletionRequest, json_body())
-    question = check_question(last_user_message(body.messages), "messages")
+    question = user_question(body.messages)
     k = check_k(body.k)
     with served() as model:
         if model.name and body.model not in (model.name, f"{model.name}@{model.alias}"):

@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from rag_model.errors import IndexServerError
@@ -40,6 +40,30 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
+# the codes of errors raised by werkzeug and Flask-Limiter rather than by our own routes
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def _http_message(exc: HTTPException) -> str:
+    """One line saying what was wrong and how to fix it (werkzeug's texts are generic)."""
+    if exc.code == 404:
+        return f"no route {request.path}; the routes are listed at /openapi.json"
+    if exc.code == 405:
+        allowed = ", ".join(sorted(exc.valid_methods or ()))
+        return f"{request.method} is not allowed on {request.path}; use {allowed}"
+    if exc.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"body is larger than the limit of {limit} bytes (RAG_MAX_BODY_BYTES)"
+    return exc.description or exc.name
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route ApiError, HTTP errors (404, 405, 413 ...) and any other exception to JSON."""
 
@@ -49,9 +73,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        code = re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
-        response = error_response(exc.code or 500, code, exc.description or exc.name)
-        if exc.code == 405 and exc.valid_methods:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status) or re.sub(r"[^a-z]+", "_", (exc.name or "error").lower())
+        response = error_response(status, code.strip("_"), _http_message(exc))
+        if status == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 

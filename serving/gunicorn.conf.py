@@ -40,6 +40,7 @@ graceful_timeout = _settings.graceful_timeout
 preload_app = False  # a Chroma client or torch threads in the master hang the workers
 accesslog = None  # serving.observability writes one JSON line per request instead
 errorlog = "-"
+logger_class = "serving.gunicorn_logger.RedactingLogger"  # no client-sent text in the log
 
 
 def on_starting(server):  # noqa: ANN001, D103 - gunicorn hook

@@ -7,9 +7,11 @@ every worker writes its samples there and ``/metrics`` aggregates all of them; w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -29,6 +31,10 @@ from prometheus_client import (
 from serving.model_holder import ModelHolder
 
 access_log = logging.getLogger("serving.access")
+# a client's request id is kept only in this shape (a uuid, "req-42", "trace:1.2" ...)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+# any other method is counted as "other": the label must not take arbitrary client text
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"})
 
 REQUESTS = Counter("rag_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -81,7 +87,7 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.request_id = request.headers.get("X-Request-ID", "")[:200] or uuid.uuid4().hex
+        g.request_id = _client_request_id(app) or uuid.uuid4().hex
         g.started = time.perf_counter()
         embedding_cache.track()
 
@@ -93,8 +99,9 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
         if version:
             response.headers["X-Model-Version"] = version
         route = request.url_rule.rule if request.url_rule else "unmatched"
+        method = request.method if request.method in HTTP_METHODS else "other"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        REQUESTS.labels(route, method, str(response.status_code)).inc()
         LATENCY.labels(route).observe(elapsed)
         response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.3f}"
         embedding_cache.export()
@@ -103,9 +110,8 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
                 {
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "request_id": g.get("request_id"),
-                    "method": request.method,
-                    "route": route,
-                    "path": request.path,
+                    "method": method,
+                    "route": route,  # not the path or query: URLs may carry pasted secrets
                     "status": response.status_code,
                     "latency_ms": round(elapsed * 1000, 3),
                     "model_version": version,
@@ -126,6 +132,19 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
         else:
             data = generate_latest()
         return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _client_request_id(app: Flask) -> str | None:
+    """The client's X-Request-ID if it looks like an id, and is not one of the API keys.
+
+    It is logged and echoed: raw bytes, control characters or a key pasted there by mistake
+    must not be.
+    """
+    value = request.headers.get("X-Request-ID", "")
+    if not REQUEST_ID.fullmatch(value):
+        return None
+    digest = hashlib.sha256(value.encode()).digest()
+    return None if digest in app.extensions.get("rag_key_digests", ()) else value
 
 
 class _EmbeddingCacheExporter:

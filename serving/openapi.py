@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+import sys
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -10,18 +13,21 @@ from pydantic.json_schema import models_json_schema
 
 import rag_model
 from serving import schemas
+from serving.filters import filter_schemas
+from serving.settings import Settings
 
 openapi = Blueprint("openapi", __name__)
 
 ERRORS = {
-    "400": "malformed JSON or request",
+    "400": "the body is not strict JSON (RFC 8259, UTF-8)",
     "401": "missing or invalid API key (when keys are configured)",
     "404": "unknown route or model",
     "405": "method not allowed",
-    "413": "body or batch too large",
+    "413": "body larger than RAG_MAX_BODY_BYTES",
     "415": "not application/json",
-    "422": "a field is invalid (named in error.field)",
+    "422": "a field is invalid or over a limit (named in error.field)",
     "429": "rate limit exceeded",
+    "502": "the LLM behind the generator failed",
     "503": "no model loaded yet",
     "504": "the request took longer than RAG_REQUEST_TIMEOUT",
     "500": "internal error (logged; only the request id is returned)",
@@ -35,7 +41,7 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         "Answer one question",
         schemas.QueryRequest,
         schemas.QueryResponse,
-        ("400", "413", "415", "422", "429", "503", "504"),
+        ("400", "413", "415", "422", "429", "502", "503", "504"),
     ),
     (
         "/v1/query/batch",
@@ -43,7 +49,7 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         "Answer several questions",
         schemas.BatchQueryRequest,
         schemas.BatchQueryResponse,
-        ("400", "413", "415", "422", "429", "503", "504"),
+        ("400", "413", "415", "422", "429", "502", "503", "504"),
     ),
     (
         "/invocations",
@@ -51,7 +57,7 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         "MLflow scoring protocol",
         schemas.InvocationsRequest,
         schemas.InvocationsResponse,
-        ("400", "413", "415", "422", "429", "503", "504"),
+        ("400", "413", "415", "422", "429", "502", "503", "504"),
     ),
     (
         "/v1/chat/completions",
@@ -59,7 +65,7 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         "OpenAI-compatible chat (stream: true for SSE)",
         schemas.ChatCompletionRequest,
         schemas.ChatCompletionResponse,
-        ("400", "404", "413", "415", "422", "429", "503", "504"),
+        ("400", "404", "413", "415", "422", "429", "502", "503", "504"),
     ),
     ("/health", "get", "Liveness", None, schemas.HealthResponse, ()),
     (
@@ -70,18 +76,32 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         schemas.ReadyResponse,
         ("503",),
     ),
-    ("/version", "get", "The served model version", None, schemas.ModelInfo, ("503",)),
+    ("/version", "get", "The served model version", None, schemas.ModelInfo, ("429", "503")),
 ]
 
 
-def build_spec(auth: bool) -> dict[str, Any]:
-    """The OpenAPI 3.1 document; ``auth`` adds the bearer scheme to the protected routes."""
+def build_spec(
+    settings: Settings, auth: bool, model_names: list[str] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for a server with ``settings``.
+
+    Args:
+        settings: its limits (question length, k, batch size) become schema bounds.
+        auth: add the bearer scheme (and 401) to the protected routes.
+        model_names: the names chat requests may give as ``model`` (the served model's);
+            None while no model is loaded: any name (answered 404 or 503).
+    """
     models = {model for route in ROUTES for model in (route[3], route[4]) if model is not None}
-    models.add(schemas.ErrorResponse)
+    models |= {schemas.ErrorResponse, schemas.ChatCompletionChunk}
     _, top = models_json_schema(
         [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
     )
+    # a copy: pydantic may hand out the markers' own dicts, which must keep their markers
+    components = copy.deepcopy({**top.get("$defs", {}), **filter_schemas("#/components/schemas/")})
+    _apply_limits(components, settings)
+    if model_names:
+        components["ChatCompletionRequest"]["properties"]["model"]["enum"] = model_names
     paths: dict[str, Any] = {}
     for path, method, summary, request_model, response_model, errors in ROUTES:
         operation: dict[str, Any] = {
@@ -112,15 +132,71 @@ def build_spec(auth: bool) -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(schemas.ErrorResponse)}},
             }
         paths[path] = {method: operation}
+    # with stream: true: one schema per event (OpenAPI 3.1 reads an event stream's schema so)
+    paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "description": "chat.completion.chunk events, an error if the LLM fails "
+                    "mid-stream, then [DONE]",
+                    "anyOf": [
+                        {"const": "[DONE]"},
+                        {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": {
+                                "anyOf": [
+                                    _ref(schemas.ChatCompletionChunk),
+                                    _ref(schemas.ErrorResponse),
+                                ]
+                            },
+                        },
+                    ],
+                }
+            },
+        }
+    }
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "rag-model", "version": rag_model.__version__},
         "paths": paths,
-        "components": {"schemas": top.get("$defs", {})},
+        "components": {"schemas": components},
     }
     if auth:
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     return spec
+
+
+@functools.cache
+def question_pattern() -> str:
+    """A question: some character that is neither NUL nor white space (``str.strip``'s).
+
+    The characters are spelled as u-escapes, which ECMA-262, Python and Rust
+    regular expressions all read the same way.
+    """
+    space = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    return f"^[^\\u0000]*[^\\u0000{space}][^\\u0000]*$"
+
+
+def _apply_limits(node: Any, settings: Settings) -> None:
+    """Replace every ``x-rag-limit`` marker (serving.schemas.LIMIT) with the bounds it names."""
+    if isinstance(node, list):
+        for item in node:
+            _apply_limits(item, settings)
+        return
+    if not isinstance(node, dict):
+        return
+    limit = node.pop(schemas.LIMIT, None)
+    if limit == "question":
+        node.update(maxLength=settings.max_question_chars, pattern=question_pattern())
+    elif limit == "k":
+        node.update(minimum=1, maximum=settings.max_k)
+    elif limit == "batch":
+        node.update(maxItems=settings.max_batch)
+    for value in node.values():
+        _apply_limits(value, settings)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -130,4 +206,9 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 @openapi.get("/openapi.json")
 def spec() -> Response:
     """This API in OpenAPI 3.1."""
-    return jsonify(build_spec(bool(current_app.extensions.get("rag_auth"))))
+    settings = current_app.extensions["rag_settings"]
+    model = current_app.extensions["rag_model"].model
+    names = None
+    if model and model.name:
+        names = [model.name] + [f"{model.name}@{model.alias}"] * bool(model.alias)
+    return jsonify(build_spec(settings, bool(current_app.extensions.get("rag_auth")), names))

@@ -6,11 +6,75 @@ what the server accepts and returns.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from serving import strict_json
 from serving.errors import ApiError
+from serving.filters import FilterError, check_filter
+
+# Marks a schema node whose bounds are server settings; openapi.build_spec fills them in
+# (question: RAG_MAX_QUESTION_CHARS, k: RAG_MAX_K, batch: RAG_MAX_BATCH). The routes check
+# the same bounds with messages naming the setting (serving.api.check_*).
+LIMIT = "x-rag-limit"
+FILTER_REF = {"$ref": "#/components/schemas/Filter"}
+SCORING_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+
+
+def _valid_filter(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_filter(value)
+    except FilterError as exc:
+        raise PydanticCustomError("invalid_filter", str(exc)) from None
+
+
+def _filter_from_text(value: Any) -> Any:
+    """MLflow clients send the ``filter`` param as JSON text (the signature's type is string)."""
+    if not isinstance(value, str):
+        return value
+    if not value:
+        return None
+    try:
+        return strict_json.loads(value)
+    except strict_json.InvalidJson as exc:
+        raise PydanticCustomError("invalid_filter", f"filter is {exc}") from None
+
+
+def _whole_number(value: Any) -> Any:
+    """5.0 is an integer in JSON Schema (its value counts, not its spelling): accept it as 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+Question = Annotated[str, WithJsonSchema({"type": "string", LIMIT: "question"})]
+K = Annotated[Integer, WithJsonSchema({"type": "integer", LIMIT: "k"})]
+Filter = Annotated[dict[str, Any], AfterValidator(_valid_filter), WithJsonSchema(FILTER_REF)]
+InvocationFilter = Annotated[
+    Filter | None,
+    BeforeValidator(_filter_from_text),
+    WithJsonSchema(
+        {
+            "anyOf": [FILTER_REF, {"type": "string", "maxLength": 0}, {"type": "null"}],
+            "description": "a Filter; MLflow clients may send it as JSON text; '' or null: none",
+        }
+    ),
+]
+
+
+def _batch(**kwargs: Any) -> Any:
+    """A list of 1 .. RAG_MAX_BATCH items."""
+    return Field(min_length=1, json_schema_extra={LIMIT: "batch"}, **kwargs)
 
 
 class _Strict(BaseModel):
@@ -20,39 +84,102 @@ class _Strict(BaseModel):
 class QueryRequest(_Strict):
     """``POST /v1/query``."""
 
-    question: str = Field(description="the question; not empty, at most RAG_MAX_QUESTION_CHARS")
-    k: int | None = Field(None, description="chunks to retrieve (default: the model's k)")
-    filter: dict[str, Any] | None = Field(None, description='Chroma where clause: {"title": "X"}')
+    question: Question = Field(
+        description="the question: some non-space text, no NUL, at most RAG_MAX_QUESTION_CHARS"
+    )
+    k: K | None = Field(
+        None, description="chunks to retrieve, 1 .. RAG_MAX_K (default: the model's k)"
+    )
+    filter: Filter | None = None
     include_sources: bool = True
 
 
 class BatchQueryRequest(_Strict):
     """``POST /v1/query/batch``: several questions with the same options."""
 
-    questions: list[str] = Field(min_length=1, description="at most RAG_MAX_BATCH questions")
-    k: int | None = None
-    filter: dict[str, Any] | None = None
+    questions: list[Question] = _batch(description="1 .. RAG_MAX_BATCH questions")
+    k: K | None = None
+    filter: Filter | None = None
     include_sources: bool = True
 
 
 class InvocationParams(_Strict):
     """The ``params`` of ``POST /invocations`` (the model signature's inference params)."""
 
-    k: int | None = None
-    filter: str | dict[str, Any] | None = None
+    k: K | None = None
+    filter: InvocationFilter = None
     include_sources: bool = True
 
 
-class InvocationsRequest(BaseModel):
-    """MLflow's scoring protocol: exactly one of the four data keys, plus optional params."""
+class QuestionRecord(_Strict):
+    question: Question
 
-    model_config = ConfigDict(extra="forbid")
 
-    dataframe_split: dict[str, Any] | None = None
-    dataframe_records: list[dict[str, Any]] | None = None
-    inputs: Any = None
-    instances: Any = None
+class QuestionColumn(_Strict):
+    question: Question | Annotated[list[Question], _batch()]
+
+
+class DataframeSplit(_Strict):
+    columns: list[Literal["question"]] = Field(min_length=1, max_length=1)
+    data: list[Annotated[list[Question], Field(min_length=1, max_length=1)]] = _batch(
+        description="one row per question: [[question], ...]"
+    )
+    index: list[Any] | None = Field(None, description="ignored: predictions keep the row order")
+
+
+def _one_format(schema: dict[str, Any]) -> None:
+    # exactly one data key, never null (the model allows None only to tell "absent")
+    for name in SCORING_FORMATS:
+        prop = schema["properties"][name]
+        prop.pop("default", None)
+        prop["anyOf"] = [option for option in prop["anyOf"] if option != {"type": "null"}]
+        if len(prop["anyOf"]) == 1:
+            prop.update(prop.pop("anyOf")[0])
+    schema["oneOf"] = [{"required": [name]} for name in SCORING_FORMATS]
+
+
+class InvocationsRequest(_Strict):
+    """MLflow's scoring protocol: exactly one of the four data keys, plus optional params.
+
+    The model's only input column is ``question``; rows are answered in order.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_one_format)
+
+    dataframe_split: DataframeSplit | None = None
+    dataframe_records: Annotated[list[QuestionRecord], _batch()] | None = None
+    inputs: Question | Annotated[list[Question], _batch()] | QuestionColumn | None = None
+    instances: (
+        Annotated[list[Question], _batch()] | Annotated[list[QuestionRecord], _batch()] | None
+    ) = None
     params: InvocationParams | None = None
+
+    def questions(self) -> tuple[str, list[tuple[str, str]]]:
+        """(the data key used, [(field naming the question, question)] in row order)."""
+        if self.dataframe_split is not None:
+            rows = self.dataframe_split.data
+            return "dataframe_split", [
+                (f"dataframe_split.data.{i}.0", r[0]) for i, r in enumerate(rows)
+            ]
+        if self.dataframe_records is not None:
+            records = self.dataframe_records
+            return "dataframe_records", [
+                (f"dataframe_records.{i}.question", r.question) for i, r in enumerate(records)
+            ]
+        if self.inputs is not None:
+            field, value = "inputs", self.inputs
+            if isinstance(value, QuestionColumn):
+                field, value = "inputs.question", value.question
+            if isinstance(value, str):
+                return "inputs", [(field, value)]
+            return "inputs", [(f"{field}.{i}", q) for i, q in enumerate(value)]
+        assert self.instances is not None
+        return "instances", [
+            (f"instances.{i}", item)
+            if isinstance(item, str)
+            else (f"instances.{i}.question", item.question)
+            for i, item in enumerate(self.instances)
+        ]
 
 
 class Source(BaseModel):
@@ -94,11 +221,58 @@ class InvocationsResponse(BaseModel):
     predictions: list[dict[str, Any]]
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
 
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    type: Literal["text"]
+    text: Question
+
+
+class OtherPart(BaseModel):
+    """A content part that is not text (an image ...): accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str = Field(json_schema_extra={"not": {"const": "text"}})
+
+    @field_validator("type")
+    @classmethod
+    def _not_text(cls, value: str) -> str:
+        if value == "text":
+            raise PydanticCustomError("text_part", "a text part needs a string 'text'")
+        return value
+
+
+HAS_TEXT_PART = {
+    "contains": {"type": "object", "required": ["type"], "properties": {"type": {"const": "text"}}}
+}
+
+
+class UserMessage(BaseModel):
+    """A question: every user message follows the question's rules; the last one is asked."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["user"]
+    content: (
+        Question
+        | Annotated[
+            list[TextPart | OtherPart], Field(min_length=1, json_schema_extra=HAS_TEXT_PART)
+        ]
+    )
+
+
+class OtherMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "developer", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+
+
+ChatMessage = Annotated[UserMessage | OtherMessage, Field(discriminator="role")]
+HAS_USER_MESSAGE = {
+    "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}}
+}
 
 
 class ChatCompletionRequest(BaseModel):
@@ -108,14 +282,14 @@ class ChatCompletionRequest(BaseModel):
     generator's settings travel inside the model. ``k`` and ``filter`` are rag-model extras.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, json_schema_extra=HAS_USER_MESSAGE)
     stream: bool = False
-    n: int = Field(1, ge=1, le=1)
-    k: int | None = None
-    filter: dict[str, Any] | None = None
+    n: Integer = Field(1, ge=1, le=1)
+    k: K | None = None
+    filter: Filter | None = None
 
 
 class ChatChoice(BaseModel):
@@ -132,6 +306,23 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatChoice]
     usage: dict[str, int]
     sources: list[Source] = Field(description="rag-model extra: the retrieved chunks")
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: dict[str, str]
+    finish_reason: str | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed chat completion (``stream: true``)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    sources: list[Source] | None = Field(None, description="on the last chunk: the sources")
 
 
 class ModelInfo(BaseModel):
@@ -176,8 +367,24 @@ def validate(model: type[BaseModel], data: Any, where: str = "") -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or None
-        if where and field:
-            field = f"{where}.{field}"
+        path = _field_path(data, error["loc"], missing=error["type"] == "missing")
+        field = ".".join([where] * bool(where) + path) or None
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "invalid_filter":  # already names the filter's part
+            raise ApiError(message, 422, "invalid_request", field) from None
         raise ApiError(f"{field}: {message}", 422, "invalid_request", field) from None
+
+
+def _field_path(data: Any, loc: tuple[str | int, ...], missing: bool) -> list[str]:
+    """The parts of pydantic's ``loc`` that name request fields; union member tags dropped."""
+    path: list[str] = []
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(data, dict) and isinstance(part, str) and (part in data or missing and last):
+            path.append(part)
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            path.append(str(part))
+            data = data[part]
+        # else: a union member ("str", "list[str]", "QuestionColumn"), not a request key
+    return path

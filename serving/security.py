@@ -58,6 +58,8 @@ def init_security(app: Flask, settings: Settings) -> None:
     """Require a key on every non-public route when keys are configured; apply rate limits."""
     keys = [key.encode() for key in load_api_keys(settings)]
     app.extensions["rag_auth"] = bool(keys)
+    # digests only: lets serving.observability refuse a key sent as a request id
+    app.extensions["rag_key_digests"] = frozenset(hashlib.sha256(key).digest() for key in keys)
 
     @app.before_request
     def _authenticate() -> None:

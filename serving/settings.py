@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from rag_model.errors import ConfigError
@@ -50,7 +50,7 @@ class Settings:
     # connections (deploy/nginx: 15 s), set it above the proxy's so the proxy closes first
     keepalive: int = 2
     # API keys: comma-separated, and/or a file with one key per line; none means no auth
-    api_keys: str = ""
+    api_keys: str = field(default="", repr=False)  # secrets: never in a repr or a log
     api_keys_file: str = ""
     # rate limit per API key (or client address without auth), e.g. "100/minute"; "" = none.
     # Storage "memory://" counts per worker; "redis://host:6379/0" shares counts across workers
@@ -91,22 +91,22 @@ class Settings:
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field in fields(cls):
-            name = f"RAG_{field.name.upper()}"
+        for entry in fields(cls):
+            name = f"RAG_{entry.name.upper()}"
             raw = environ.get(name)
             if raw is None or raw == "":
                 continue
-            if field.type == "int":
+            if entry.type == "int":
                 try:
                     number = int(raw)
                 except ValueError:
                     raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-                if number < 0 or (number == 0 and field.name not in cls.ZERO_ALLOWED):
-                    floor = ">= 0" if field.name in cls.ZERO_ALLOWED else "> 0"
+                if number < 0 or (number == 0 and entry.name not in cls.ZERO_ALLOWED):
+                    floor = ">= 0" if entry.name in cls.ZERO_ALLOWED else "> 0"
                     raise ConfigError(f"{name} must be {floor}, got {number}")
-                values[field.name] = number
+                values[entry.name] = number
             else:
-                values[field.name] = raw
+                values[entry.name] = raw
         return cls(**values)  # type: ignore[arg-type]
 
     def served_by(self) -> str:

@@ -236,24 +236,33 @@ class RegisteredModel:
         mlflow.set_registry_uri(self.tracking_uri)  # also exports MLFLOW_REGISTRY_URI
 
 
-@pytest.fixture(scope="session")
-def minilm_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
-    """Built once per session with real MiniLM + Chroma, logged, registered, @production."""
+def register_model(root: Path, config: RagConfig, name: str = "rag-model") -> RegisteredModel:
+    """Build the sample corpus with ``config``, log it, register it and point @production at it."""
     import mlflow
 
     from rag_model.build import build_snapshot
     from rag_model.packaging.log import log_rag_model
     from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
 
-    root = tmp_path_factory.mktemp("minilm")
-    config = RagConfig()
     built = build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
     uri = use_tracking_store(root / "mlflow")
     with mlflow.start_run():
         info = log_rag_model(config, built.snapshot_dir)
-    ref = register_version(info.model_uri, "rag-model")
-    set_alias("rag-model", PRODUCTION, ref.version)
-    return RegisteredModel(uri, "rag-model", ref.version, info.model_uri)
+    ref = register_version(info.model_uri, name)
+    set_alias(name, PRODUCTION, ref.version)
+    return RegisteredModel(uri, name, ref.version, info.model_uri)
+
+
+@pytest.fixture(scope="session")
+def minilm_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
+    """Built once per session with real MiniLM + Chroma, logged, registered, @production."""
+    return register_model(tmp_path_factory.mktemp("minilm"), RagConfig())
+
+
+@pytest.fixture(scope="session")
+def fake_registered_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
+    """Hash embedder + echo generator (no torch: workers start fast), registered @production."""
+    return register_model(tmp_path_factory.mktemp("fake-model"), RagConfig.from_dict(FAKE_CONFIG))
 
 
 def serve_in_thread(app: object) -> tuple[object, str]:

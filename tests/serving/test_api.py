@@ -87,7 +87,7 @@ def test_request_id_is_kept_or_made(client: FlaskClient) -> None:
             422,
             "invalid_request",
             "filter",
-            "invalid filter",
+            "filter['title'] is not a valid where clause",
         ),
         (["q"], 422, "invalid_request", None, "request body must be a JSON object"),
     ],
@@ -112,7 +112,10 @@ def test_malformed_json_wrong_type_size_method_and_route(client: FlaskClient) ->
     assert "application/json" in form.json["error"]["message"]
     big = post(client, "/v1/query", {"question": "x" * 5000})
     assert big.status_code == 413
-    assert big.json["error"]["code"] == "request_entity_too_large"
+    assert big.json["error"] == {
+        "code": "payload_too_large",
+        "message": "body is larger than the limit of 4096 bytes (RAG_MAX_BODY_BYTES)",
+    }
     get = client.get("/v1/query")
     assert get.status_code == 405
     assert get.json["error"]["code"] == "method_not_allowed"
@@ -157,20 +160,30 @@ def test_invocations_params_filter_and_include_sources(client: FlaskClient) -> N
 @pytest.mark.parametrize(
     ("body", "status", "field", "message"),
     [
-        ({"question": "q"}, 400, None, "exactly one of dataframe_split"),
+        ({"question": "q"}, 422, None, "exactly one of dataframe_split"),
         (
             {"inputs": ["q"], "dataframe_records": [{"question": "q"}]},
-            400,
+            422,
             None,
-            "exactly one of",
+            "got dataframe_records, inputs",
         ),
         ({"inputs": ["q"], "params": {"k": "x"}}, 422, "params.k", "valid integer"),
         ({"inputs": ["q"], "params": {"k": 99}}, 422, "params.k", "between 1 and 10"),
         ({"inputs": ["q"], "params": {"top": 1}}, 422, "params.top", "unknown field"),
-        ({"inputs": ["q"], "params": {"filter": "not json"}}, 422, "filter", "JSON object"),
-        ({"dataframe_records": [{"q": "x"}]}, 422, "question", "needs a 'question' column"),
-        ({"dataframe_records": [{"question": ""}]}, 422, "question", "must not be empty"),
-        ({"inputs": ["a", "b", "c", "d", "e"]}, 413, "inputs", "5 questions; the limit is 4"),
+        ({"inputs": ["q"], "params": {"filter": "not json"}}, 422, "params.filter", "not valid"),
+        (
+            {"dataframe_records": [{"q": "x"}]},
+            422,
+            "dataframe_records.0.question",
+            "Field required",
+        ),
+        (
+            {"dataframe_records": [{"question": ""}]},
+            422,
+            "dataframe_records.0.question",
+            "must not be empty",
+        ),
+        ({"inputs": ["a", "b", "c", "d", "e"]}, 422, "inputs", "5 questions; the limit is 4"),
     ],
 )
 def test_invocations_rejects_bad_input(

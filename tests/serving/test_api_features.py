@@ -41,7 +41,7 @@ def test_batch_answers_each_question_in_order(client: FlaskClient) -> None:
     ("body", "status", "field", "message"),
     [
         ({"questions": []}, 422, "questions", "at least 1 item"),
-        ({"questions": ["a"] * 5}, 413, "questions", "5 questions; the limit is 4"),
+        ({"questions": ["a"] * 5}, 422, "questions", "5 questions; the limit is 4"),
         ({"questions": ["ok", " "]}, 422, "questions.1", "questions.1 must not be empty"),
         ({"questions": "one"}, 422, "questions", "valid list"),
     ],

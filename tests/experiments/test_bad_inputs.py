@@ -11,7 +11,6 @@ JSON / not YAML: ``chmod 000`` does not stop root, which runs the tests here.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -295,14 +294,12 @@ ROWS: dict[str, Row] = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One SQLite store for every row, holding a registered model with no versions."""
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = use_tracking_store(tmp_path_factory.mktemp("store"))
-    MlflowClient().create_registered_model("rag-model")  # unknown aliases are asked of it
-    yield uri
-    if saved is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = saved
+    with pytest.MonkeyPatch.context() as patch:  # the store's variables are restored after
+        patch.setenv("MLFLOW_TRACKING_URI", "")
+        patch.setenv("MLFLOW_REGISTRY_URI", "")
+        uri = use_tracking_store(tmp_path_factory.mktemp("store"))
+        MlflowClient().create_registered_model("rag-model")  # unknown aliases are asked of it
+        yield uri
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -49,21 +49,21 @@ def canonical_sha256(manifest: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def hybrid_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def hybrid_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A hybrid-retrieval fake-embedder model of the sample corpus, logged once, as a folder."""
-    import os
-
     root = tmp_path_factory.mktemp("hybrid")
     config = RagConfig.from_dict(FAKE_CONFIG)
     assert config.retrieval.mode == "hybrid"  # so the version carries a BM25 index
     built = build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
-    use_tracking_store(root / "mlflow")
-    with mlflow.start_run():
-        uri = log_rag_model(config, built.snapshot_dir).model_uri
-    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(root / "model")))
-    yield local
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    with pytest.MonkeyPatch.context() as patch:  # the store's variables are restored after
+        patch.setenv("MLFLOW_TRACKING_URI", "")
+        patch.setenv("MLFLOW_REGISTRY_URI", "")
+        use_tracking_store(root / "mlflow")
+        with mlflow.start_run():
+            uri = log_rag_model(config, built.snapshot_dir).model_uri
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(root / "model")))
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    return local
 
 
 @pytest.fixture(scope="module")

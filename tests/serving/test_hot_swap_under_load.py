@@ -5,7 +5,6 @@ Clients send requests while the alias moves; every response names the version th
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,10 @@ from tests.conftest import Server, use_tracking_store
 from tests.serving.live import Load, log_version, wait_for
 
 pytestmark = pytest.mark.slow
+
+
+def metrics(server: Server) -> str:
+    return requests.get(f"{server.url}/metrics", timeout=10).text
 
 
 def test_hot_swap_under_load_and_refusal_of_a_corrupted_version(tmp_path: Path) -> None:
@@ -46,16 +49,17 @@ def test_hot_swap_under_load_and_refusal_of_a_corrupted_version(tmp_path: Path) 
         client.set_registered_model_alias("swap", "production", v2)
         wait_for(lambda: load.last(40) == [v2] * 40)  # both workers swapped
         client.set_registered_model_alias("swap", "production", v3)
-        time.sleep(5)  # several polls: each worker tries v3 and refuses it
+        # each worker tries v3 and refuses it (on a busy machine a load can take seconds)
+        wait_for(lambda: "rag_model_reload_failures_total 2.0" in metrics(server))
         wait_for(lambda: len(load.outcomes) > 0 and load.last(20) == [v2] * 20)
         ready = requests.get(f"{server.url}/ready", timeout=10).json()
         failure = ready["details"]["watch"]["last_failure"]
         assert failure["version"] == v3
         assert "IntegrityError" in failure["error"]
         assert "chroma/chroma.sqlite3" in failure["error"]
-        metrics = requests.get(f"{server.url}/metrics", timeout=10).text
-        assert "rag_model_reload_failures_total 2.0" in metrics  # one per worker
-        assert "rag_model_reloads_total 2.0" in metrics
+        text = metrics(server)
+        assert "rag_model_reload_failures_total 2.0" in text  # one per worker
+        assert "rag_model_reloads_total 2.0" in text
     finally:
         if load is not None:
             load.stop()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,16 @@ def _tail(log: Path) -> str:
         return ""
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a test's server process; kill it if it has not exited after 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -176,8 +187,7 @@ class RedisServer:
 
     def stop(self) -> None:
         self.client.close()
-        self.process.terminate()
-        self.process.wait(10)
+        stop_process(self.process)
 
 
 class Server:
@@ -210,12 +220,25 @@ class Server:
         return _tail(self.log)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
+
+
+@contextmanager
+def serving_production(model: RegisteredModel, log_dir: Path, **settings: str) -> Iterator[Server]:
+    """A ready gunicorn server on ``models:/rag-model@production`` of ``model``; stopped after."""
+    running = Server(
+        {
+            "MLFLOW_TRACKING_URI": model.tracking_uri,
+            "RAG_MODEL_URI": "models:/rag-model@production",
+            "RAG_TEST_LOG": str(log_dir / "server.log"),
+            **settings,
+        }
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
 
 
 class RegisteredModel:
@@ -318,12 +341,7 @@ class ChromaServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 

@@ -25,18 +25,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, wait_until_http_ok
+from tests.conftest import free_port, stop_process, wait_until_http_ok
 
 S3_REGION = "us-east-1"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class MlflowServer:
@@ -106,7 +97,7 @@ class MlflowServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            _stop(self.process)
+            stop_process(self.process)
 
 
 @contextmanager
@@ -299,7 +290,7 @@ def moto_s3(root: Path, bucket: str = "rag-models") -> Iterator[S3Store]:
         wait_until_http_ok(f"{endpoint}/moto-api/", process, log, timeout=60)
         yield _s3_user_and_bucket(endpoint, bucket)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _s3_user_and_bucket(endpoint: str, bucket: str) -> S3Store:

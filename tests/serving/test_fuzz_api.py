@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,7 +20,7 @@ import schemathesis
 
 from serving.openapi import build_spec
 from serving.settings import Settings
-from tests.conftest import RegisteredModel, Server
+from tests.conftest import RegisteredModel, Server, serving_production
 
 pytestmark = pytest.mark.slow
 
@@ -46,20 +45,10 @@ schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
 def server(
     fake_registered_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    log = Path(tmp_path_factory.mktemp("fuzz")) / "server.log"
-    running = Server(
-        {
-            "MLFLOW_TRACKING_URI": fake_registered_model.tracking_uri,
-            "RAG_MODEL_URI": "models:/rag-model@production",
-            "RAG_TEST_LOG": str(log),
-            **LIMITS,
-        }
-    )
-    try:
-        running.wait_ready()
+    with serving_production(
+        fake_registered_model, tmp_path_factory.mktemp("fuzz"), **LIMITS
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_the_fuzzed_document_is_the_one_the_server_serves(server: Server) -> None:

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RegisteredModel, Server, free_port, wait_until_http_ok
+from tests.conftest import (
+    RegisteredModel,
+    Server,
+    free_port,
+    serving_production,
+    wait_until_http_ok,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +30,8 @@ pytestmark = pytest.mark.slow
 def server(
     minilm_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    log = Path(tmp_path_factory.mktemp("gunicorn")) / "server.log"
-    running = Server(
-        {
-            "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
-            "RAG_MODEL_URI": "models:/rag-model@production",
-            "RAG_TEST_LOG": str(log),
-        }
-    )
-    try:
-        running.wait_ready()
+    with serving_production(minilm_model, tmp_path_factory.mktemp("gunicorn")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_serves_the_production_version(server: Server, minilm_model: RegisteredModel) -> None:

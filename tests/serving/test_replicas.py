@@ -28,10 +28,11 @@ from tests.conftest import (
     Server,
     free_port,
     require_tool,
+    stop_process,
     use_tracking_store,
     wait_until_http_ok,
 )
-from tests.serving.test_hot_swap_under_load import Load, log_version, wait_for
+from tests.serving.live import Load, log_version, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -97,8 +98,7 @@ class Nginx:
         return rows
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        stop_process(self.process)
 
 
 def replica_env(tracking_uri: str, **settings: str) -> dict[str, str]:

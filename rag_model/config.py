@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rag_model.errors import ConfigError
 from rag_model.prompts import DEFAULT_TEMPLATE, TEMPLATE_FIELDS, template_fields
+from rag_model.query import MAX_K
 
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_MAX_TOKENS = 256  # the model's max_seq_length: longer inputs are truncated
@@ -179,7 +180,7 @@ class RetrievalConfig(_Section):
     # hybrid + weighted measured best on the sample set (hit rate@4 0.966 vs dense 0.888,
     # bench/retrieval_modes.py) and on SciFact (runtime-facts: 0.731 vs dense 0.645)
     mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
-    k: int = Field(4, gt=0, le=200)
+    k: int = Field(4, gt=0, le=MAX_K, description="chunks per answer when a query gives none")
     fetch_k: int = Field(20, gt=0, le=1000, description="candidates per side before fusion")
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(60, gt=0, le=10_000, description="reciprocal rank fusion constant")

@@ -37,5 +37,9 @@ class QueryError(RagError, ValueError):
         self.field = field
 
 
+class ModelError(RagError):
+    """A model URI or folder does not hold a rag-model version this process can serve."""
+
+
 class GenerationError(RagError):
     """The generator failed to produce an answer."""

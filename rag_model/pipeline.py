@@ -11,9 +11,10 @@ from typing import Any
 from rag_model.config import RagConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
-from rag_model.errors import IntegrityError, QueryError
+from rag_model.errors import IntegrityError
 from rag_model.generators import Generator, make_generator
 from rag_model.index import ChromaIndex, open_index
+from rag_model.query import Query, check_question
 from rag_model.retrieval import Retriever
 
 
@@ -101,15 +102,21 @@ class RagPipeline:
         self.index.warm_up()
 
     def retrieve(
-        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | str | None = None
     ) -> list[RetrievedChunk]:
-        """The ``k`` chunks most similar to ``question`` (default k from the config)."""
-        question, k = self._check(question, k, where)
-        vector = self.embedder.embed([question])[0] if self.retriever.needs_vector else None
-        return self.retriever.retrieve(question, vector, k, where)
+        """The ``k`` chunks most similar to ``question`` (default k from the config).
+
+        Raises:
+            QueryError: an empty question, k out of range, or a malformed filter.
+        """
+        return self._retrieve(self.query(question, k, where))
+
+    def _retrieve(self, query: Query) -> list[RetrievedChunk]:
+        vector = self.embedder.embed([query.question])[0] if self.retriever.needs_vector else None
+        return self.retriever.retrieve(query.question, vector, query.k, query.filter)
 
     def answer(
-        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | str | None = None
     ) -> Answer:
         """Retrieve chunks for ``question`` and generate a cited answer.
 
@@ -119,7 +126,10 @@ class RagPipeline:
         return self.answer_many([question], k, where)[0]
 
     def answer_many(
-        self, questions: Sequence[str], k: int | None = None, where: Mapping[str, Any] | None = None
+        self,
+        questions: Sequence[str],
+        k: int | None = None,
+        where: Mapping[str, Any] | str | None = None,
     ) -> list[Answer]:
         """``answer`` for several questions with the same options, encoded and searched together.
 
@@ -130,10 +140,10 @@ class RagPipeline:
         Raises:
             QueryError: an empty question, k out of range, or a malformed filter.
         """
-        checked = [self._check(question, k, where) for question in questions]
-        if not checked:
+        if not questions:
             return []
-        texts, k = [question for question, _ in checked], checked[0][1]
+        options = self.query(questions[0], k, where)  # k and the filter are checked once
+        texts, k, where = [check_question(q) for q in questions], options.k, options.filter
         started = time.perf_counter()
         vectors = self.embedder.embed(texts) if self.retriever.needs_vector else None
         embedded = time.perf_counter()
@@ -167,25 +177,24 @@ class RagPipeline:
         return answers
 
     def answer_stream(
-        self, question: str, k: int | None = None, where: Mapping[str, Any] | None = None
+        self, question: str, k: int | None = None, where: Mapping[str, Any] | str | None = None
     ) -> tuple[list[RetrievedChunk], Iterator[str]]:
         """Retrieve now; return the sources and an iterator over the answer's text pieces.
 
         With the openai generator the pieces arrive as the model produces them.
         """
-        sources = self.retrieve(question, k, where)
-        return sources, self.generator.stream(question.strip(), sources)
+        query = self.query(question, k, where)
+        sources = self._retrieve(query)
+        return sources, self.generator.stream(query.question, sources)
 
-    def _check(self, question: Any, k: Any, where: Any) -> tuple[str, int]:
-        if not isinstance(question, str) or not question.strip():
-            raise QueryError("question must be a non-empty string", field="question")
-        if k is None:
-            k = self.config.retrieval.k
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise QueryError(f"k must be a positive integer, got {k!r}", field="k")
-        if where is not None and not isinstance(where, Mapping):
-            raise QueryError(
-                f'filter must be an object such as {{"title": "Oxygen"}}, got {where!r}',
-                field="filter",
-            )
-        return question.strip(), k
+    def query(
+        self, question: Any, k: Any = None, where: Any = None, include_sources: Any = True
+    ) -> Query:
+        """``question`` and its options checked and completed (``rag_model.query``).
+
+        ``k=None`` is this version's ``retrieval.k``; ``where`` may be a mapping or JSON text.
+
+        Raises:
+            QueryError: naming the field that is wrong.
+        """
+        return Query.resolve(question, k, where, include_sources, default_k=self.config.retrieval.k)

@@ -30,17 +30,7 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    holder = ModelHolder(
-        settings.model_uri,
-        settings.torch_threads,
-        model=model,
-        poll_seconds=settings.poll_seconds,
-        max_backoff_seconds=settings.watch_max_backoff_seconds,
-        on_event=on_model_event,
-        answer_cache_size=settings.answer_cache_size,
-        batch_wait_ms=settings.batch_wait_ms,
-        batch_max=settings.batch_max,
-    )
+    holder = ModelHolder(settings, model=model, on_event=on_model_event)
     app.extensions["rag_model"] = holder
     app.extensions["rag_settings"] = settings
     for blueprint in (api, chat, openapi, playground):

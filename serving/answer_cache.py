@@ -3,22 +3,15 @@
 The pipeline is deterministic for a given version (the extractive generator; an LLM generator
 at temperature 0 nearly so), so a repeated question is answered from memory. The cache lives
 on the ``ServedModel``: a hot swap starts an empty one, which is what keys it by version.
+Entries are keyed by the resolved query (``rag_model.query.Query.key``).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import Any
-
-
-def answer_key(
-    question: str, k: int | None, where: Mapping[str, Any] | None, include_sources: bool
-) -> Hashable:
-    """The cache key of one query; filters compare by content, whatever their key order."""
-    return (question, k, json.dumps(where, sort_keys=True) if where else None, include_sources)
 
 
 class AnswerCache:

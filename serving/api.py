@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -14,11 +13,10 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from rag_model.errors import GenerationError, QueryError
-from rag_model.packaging.schema import QUESTION_COLUMN
+from rag_model import query as contract
+from rag_model.packaging.pyfunc_model import predict_rows
 from rag_model.pipeline import Answer
 from serving import strict_json
-from serving.answer_cache import answer_key
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
 from serving.observability import ANSWER_CACHE_HITS, ANSWER_CACHE_MISSES
@@ -126,14 +124,8 @@ def check_question(question: str, field: str = "question") -> str:
 
 
 def check_k(k: int | None, field: str = "k") -> int | None:
-    """``k`` if within 1..RAG_MAX_K (None: the model's default), else a 422."""
-    limit = settings().max_k
-    if k is not None and not 1 <= k <= limit:
-        got = str(k) if len(str(k)) <= 20 else f"{str(k)[:20]}... ({len(str(k))} digits)"
-        raise ApiError(
-            f"{field} must be between 1 and {limit}, got {got}", 422, "invalid_request", field
-        )
-    return k
+    """``k`` if within 1..RAG_MAX_K (None: the model's default), else a 422 naming ``field``."""
+    return None if k is None else contract.check_k(k, settings().max_k, field)
 
 
 def check_batch(count: int, field: str) -> None:
@@ -151,7 +143,7 @@ def check_batch(count: int, field: str) -> None:
 def answer_questions(
     model: ServedModel, questions: list[str], k: int | None, where: dict[str, Any] | None
 ) -> list[Answer]:
-    """Answer on ``model`` within the request timeout; bad filters become a 422."""
+    """Answer on ``model`` within the request timeout (the core's errors map to JSON)."""
 
     def work() -> list[Answer]:
         model.enter()  # the model stays loaded even if the request times out first
@@ -164,12 +156,7 @@ def answer_questions(
         finally:
             model.exit()
 
-    try:
-        return with_timeout(work)
-    except QueryError as exc:
-        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
-    except GenerationError as exc:  # the LLM behind the generator failed, not this server
-        raise ApiError(str(exc), 502, "generation_failed") from None
+    return with_timeout(work)
 
 
 def model_ref(model: ServedModel) -> dict[str, Any]:
@@ -222,7 +209,7 @@ def query() -> Response:
     question = check_question(body.question)
     k = check_k(body.k)
     with served() as model:
-        key = answer_key(question, k, body.filter, body.include_sources)
+        key = model.pipeline.query(question, k, body.filter, body.include_sources).key()
         result = model.answers.get(key) if model.answers.enabled else None
         if result is not None:
             ANSWER_CACHE_HITS.inc()
@@ -253,9 +240,6 @@ def query_batch() -> Response:
 @api.post("/invocations")
 def invocations() -> Response:
     """MLflow's scoring protocol, so clients of ``mlflow models serve`` work unchanged."""
-    import pandas as pd
-    from mlflow.exceptions import MlflowException
-
     body = json_body()
     if isinstance(body, dict):
         formats = [key for key in SCORING_FORMATS if key in body]
@@ -273,28 +257,20 @@ def invocations() -> Response:
     check_batch(len(fields), data_key)
     questions = [check_question(question, field) for field, question in fields]
     params = request_body.params or InvocationParams()
-    check_k(params.k, "params.k")
-    # the signature's params: filter travels as JSON text, as MLflow clients send it
-    model_params: dict[str, Any] = {"include_sources": params.include_sources}
-    if params.k is not None:
-        model_params["k"] = params.k
-    if params.filter:
-        model_params["filter"] = json.dumps(params.filter)
+    # the signature's params, with the filter already parsed: it is not sent back through JSON
+    model_params = {
+        "k": check_k(params.k, "params.k"),
+        "filter": params.filter,
+        "include_sources": params.include_sources,
+    }
     with served() as model:
 
         def work() -> list[dict[str, Any]]:
             model.enter()
             try:
-                return model.predict(pd.DataFrame({QUESTION_COLUMN: questions}), model_params)
+                return predict_rows(model.pipeline, questions, model_params)
             finally:
                 model.exit()
 
-        try:
-            predictions = with_timeout(work)
-        except QueryError as exc:
-            raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
-        except GenerationError as exc:
-            raise ApiError(str(exc), 502, "generation_failed") from None
-        except MlflowException as exc:
-            raise ApiError(exc.message, 422, "invalid_request") from None
+        predictions = with_timeout(work)
     return jsonify({"predictions": predictions})

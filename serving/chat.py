@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 
-from rag_model.errors import GenerationError, QueryError
+from rag_model.errors import GenerationError
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
 from serving.schemas import (
@@ -96,9 +96,6 @@ def chat_completions() -> Response:
     model.enter()  # held until the stream ends, even if the alias moves meanwhile
     try:
         sources, pieces = model.pipeline.answer_stream(question, k=k, where=body.filter)
-    except QueryError as exc:
-        model.exit()
-        raise ApiError(str(exc), 422, "invalid_request", exc.field) from None
     except BaseException:
         model.exit()
         raise

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from rag_model.errors import IndexServerError
+from rag_model.errors import GenerationError, IndexServerError, QueryError, RagError
 
 logger = logging.getLogger("serving")
 
@@ -51,6 +51,15 @@ HTTP_CODES = {
 }
 
 
+# how the core's errors reach a client: (status, code); the most specific class wins. Other
+# RagErrors during a request are the server's problem: a 500 like any unexpected error
+RAG_ERRORS: dict[type[RagError], tuple[int, str]] = {
+    QueryError: (422, "invalid_request"),  # the client can fix it: the field is named
+    GenerationError: (502, "generation_failed"),  # the LLM behind the generator failed
+    IndexServerError: (503, "index_unavailable"),  # a server-mode index's Chroma went away
+}
+
+
 def _http_message(exc: HTTPException) -> str:
     """One line saying what was wrong and how to fix it (werkzeug's texts are generic)."""
     if exc.code == 404:
@@ -80,14 +89,19 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
-    @app.errorhandler(IndexServerError)
-    def _index_unavailable(exc: IndexServerError) -> Response:
-        # a server-mode index whose Chroma server went away: a state to wait out, not a bug;
-        # the server's address stays in the log, not in the answer
-        logger.error("request %s: %s", getattr(g, "request_id", "-"), exc)
-        return error_response(
-            503, "index_unavailable", "the search index is unavailable; retry later"
-        )
+    @app.errorhandler(RagError)
+    def _rag_error(exc: RagError) -> Response:
+        for kind in type(exc).__mro__:
+            if kind in RAG_ERRORS:
+                status, code = RAG_ERRORS[kind]
+                break
+        else:
+            return _unexpected(exc)
+        if isinstance(exc, IndexServerError):
+            # a state to wait out, not a bug; the server's address stays in the log
+            logger.error("request %s: %s", getattr(g, "request_id", "-"), exc)
+            return error_response(status, code, "the search index is unavailable; retry later")
+        return error_response(status, code, str(exc), getattr(exc, "field", None))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

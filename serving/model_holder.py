@@ -25,12 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag_model.errors import ModelError
 from rag_model.pipeline import RagPipeline
 from serving.answer_cache import AnswerCache
+from serving.settings import Settings
 
 logger = logging.getLogger("serving")
-
-Predict = Callable[[Any, dict[str, Any] | None], list[dict[str, Any]]]
 
 
 def _now() -> str:
@@ -58,11 +58,9 @@ def backoff_delay(failures: int, poll_seconds: float, max_backoff_seconds: float
 
 @dataclass
 class ServedModel:
-    """A loaded model version: the pipeline for /v1/query, the pyfunc predict for /invocations."""
+    """A loaded model version: its pipeline answers every route."""
 
     pipeline: RagPipeline
-    predict: Predict
-    input_schema: Any  # mlflow.types.Schema, or None
     uri: str
     name: str | None = None
     version: str | None = None
@@ -110,8 +108,13 @@ class ServedModel:
         logger.info("released version %s", self.version)
 
 
-def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
-    """Resolve ``uri``, load it with ``mlflow.pyfunc`` (verifying every artifact) and warm it."""
+def load_served_model(uri: str, settings: Settings) -> ServedModel:
+    """Resolve ``uri``, load it with ``mlflow.pyfunc`` (verifying every artifact) and warm it.
+
+    Raises:
+        ModelError: not a rag-model, or its ``retrieval.k`` is above RAG_MAX_K (its default
+            answers would break the limit every request is held to).
+    """
     import mlflow.pyfunc
 
     from rag_model.packaging.registry import resolve_model_uri
@@ -121,17 +124,22 @@ def load_served_model(uri: str, torch_threads: int = 1) -> ServedModel:
     # files, ~3 s of each worker's start (cProfile, bench/README.md); a server runs in the
     # environment requirements-lock.txt pins, and every artifact is still verified
     pyfunc = mlflow.pyfunc.load_model(ref.uri if ref else uri, suppress_warnings=True)
-    pipeline = pyfunc.unwrap_python_model().pipeline
-    if pipeline is None:
-        raise RuntimeError(f"{uri} is not a rag-model model (no pipeline after load_context)")
+    pipeline = getattr(pyfunc.unwrap_python_model(), "pipeline", None)
+    if not isinstance(pipeline, RagPipeline):
+        raise ModelError(f"{uri} is not a rag-model model (no pipeline after load_context)")
+    k = pipeline.config.retrieval.k
+    if k > settings.max_k:
+        raise ModelError(
+            f"{uri} answers with retrieval.k {k} by default, above this server's RAG_MAX_K "
+            f"{settings.max_k}; raise RAG_MAX_K to at least {k} or serve a version with a "
+            "smaller k"
+        )
     pipeline.warm_up()
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(torch_threads)
+        sys.modules["torch"].set_num_threads(settings.torch_threads)
     pipeline.answer("warm-up question")  # first-call costs paid here, not by a client
     return ServedModel(
         pipeline=pipeline,
-        predict=lambda data, params: pyfunc.predict(data, params=params),
-        input_schema=pyfunc.metadata.get_input_schema(),
         uri=uri,
         name=ref.name if ref else None,
         version=ref.version if ref else None,
@@ -155,36 +163,27 @@ class ModelHolder:
 
     def __init__(
         self,
-        uri: str,
-        torch_threads: int = 1,
+        settings: Settings,
         model: ServedModel | None = None,
-        poll_seconds: float = 10.0,
-        loader: Callable[[str, int], ServedModel] = load_served_model,
+        loader: Callable[[str, Settings], ServedModel] = load_served_model,
         resolver: Callable[[str], str | None] = resolve_version,
         on_event: Callable[[str, str | None, str | None], None] | None = None,
-        answer_cache_size: int = 0,
-        batch_wait_ms: int = 0,
-        batch_max: int = 16,
-        max_backoff_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.uri = uri
-        self.torch_threads = torch_threads
-        self.answer_cache_size = answer_cache_size
-        self.batch_wait_ms = batch_wait_ms
-        self.batch_max = batch_max
+        self.settings = settings
+        self.uri = settings.model_uri
+        self.poll_seconds: float = settings.poll_seconds
+        self.max_backoff_seconds: float = settings.watch_max_backoff_seconds
         if model is not None:
             self._equip(model)
         self.model = model
-        self.poll_seconds = poll_seconds
         self.error: str | None = None  # why the first load failed, while nothing is served
         self.last_failure: dict[str, Any] | None = None
         self.last_check: dict[str, Any] | None = None
         self.reloads = 0
         self.reload_failures = 0
-        self.max_backoff_seconds = max_backoff_seconds
         self.watch_failures = 0  # failed alias checks in a row (0 after one that works)
-        self.backoff_seconds = poll_seconds  # delay before the next check
+        self.backoff_seconds = self.poll_seconds  # delay before the next check
         self.next_check_at: float | None = None  # clock() time of the next check
         self._clock = clock
         self._loader = loader
@@ -351,20 +350,20 @@ class ModelHolder:
 
     def _equip(self, model: ServedModel) -> None:
         """Give a version its own answer cache (a new version starts empty) and batcher."""
-        model.answers = AnswerCache(self.answer_cache_size)
-        if self.batch_wait_ms > 0:
+        model.answers = AnswerCache(self.settings.answer_cache_size)
+        if self.settings.batch_wait_ms > 0:
             from serving.batching import MicroBatcher, answer_batch
 
             model.batcher = MicroBatcher(
                 answer_batch(model.pipeline),
-                max_wait=self.batch_wait_ms / 1000,
-                max_batch=self.batch_max,
+                max_wait=self.settings.batch_wait_ms / 1000,
+                max_batch=self.settings.batch_max,
                 in_flight=lambda: model.requests,
             )
 
     def _timed_load(self, uri: str) -> ServedModel:
         started = time.perf_counter()
-        model = self._loader(uri, self.torch_threads)
+        model = self._loader(uri, self.settings)
         self._equip(model)
         logger.info(
             "loaded %s (version %s) in %.1f s", uri, model.version, time.perf_counter() - started

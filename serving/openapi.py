@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import rag_model
+from rag_model.filters import filter_schemas
 from serving import schemas
-from serving.filters import filter_schemas
 from serving.settings import Settings
 
 openapi = Blueprint("openapi", __name__)

@@ -20,9 +20,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rag_model.filters import FilterError, check_filter
 from serving import strict_json
 from serving.errors import ApiError
-from serving.filters import FilterError, check_filter
 
 # Marks a schema node whose bounds are server settings; openapi.build_spec fills them in
 # (question: RAG_MAX_QUESTION_CHARS, k: RAG_MAX_K, batch: RAG_MAX_BATCH). The routes check

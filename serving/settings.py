@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from rag_model.errors import ConfigError
+from rag_model.query import MAX_K
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class Settings:
     # request limits
     max_body_bytes: int = 1_048_576
     max_question_chars: int = 2_000
-    max_k: int = 50
+    # at most MAX_K, the one bound of rag_model.query; a version whose own retrieval.k is
+    # above this is refused at load (its default answers would break the limit)
+    max_k: int = MAX_K
     max_batch: int = 64  # questions per /v1/query/batch or rows per /invocations request
     request_timeout: int = 30  # seconds before a request is answered 504
     # hot swap: seconds between checks of the alias in RAG_MODEL_URI
@@ -81,6 +84,12 @@ class Settings:
     ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset(
         {"answer_cache_size", "batch_wait_ms", "proxy_hops"}
     )
+
+    def __post_init__(self) -> None:
+        if self.max_k > MAX_K:
+            raise ConfigError(
+                f"RAG_MAX_K must be at most {MAX_K} (rag-model's bound on k), got {self.max_k}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

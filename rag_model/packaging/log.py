@@ -115,7 +115,7 @@ def log_rag_model(
             artifacts=artifacts,
             model_config=config.to_dict(),
             code_paths=[str(code_dir)],
-            signature=model_signature(config),
+            signature=model_signature(),
             input_example=INPUT_EXAMPLE,
             pip_requirements=pinned_requirements(config),
             metadata=_model_metadata(manifest),

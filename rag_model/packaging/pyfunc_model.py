@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from rag_model.embedders import MINILM_WEIGHTS_FILE, check_minilm_digest
 from rag_model.errors import IntegrityError, QueryError
 from rag_model.index import open_index
 from rag_model.manifest import config_digest, read_manifest, verify_manifest
-from rag_model.packaging.schema import QUESTION_COLUMN, answer_to_row, parse_filter
+from rag_model.packaging.schema import QUESTION_COLUMN, answer_to_row
 from rag_model.pipeline import RagPipeline
 
 ARTIFACT_INDEX = "index"
@@ -99,9 +98,13 @@ def check_embedder_files(embedder_dir: Path, config: RagConfig) -> None:
 
 
 def predict_rows(
-    pipeline: RagPipeline, model_input: pd.DataFrame, params: dict[str, Any] | None
+    pipeline: RagPipeline, model_input: pd.DataFrame | list[str], params: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
-    """The pyfunc prediction, shared with the server so both answer the same way."""
+    """The pyfunc prediction, shared with the server so both answer the same way.
+
+    The rows are answered as one batch (one encoder call, one Chroma query); ``k`` and
+    ``filter`` (a mapping or JSON text) resolve as every query does (``rag_model.query``).
+    """
     params = params or {}
     if isinstance(model_input, pd.DataFrame):
         if QUESTION_COLUMN not in model_input.columns:
@@ -112,12 +115,7 @@ def predict_rows(
         questions = model_input[QUESTION_COLUMN].tolist()
     else:
         questions = list(model_input)
-    k = params.get("k")
-    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-        k = int(k)  # MLflow hands schema "long" params over as numpy integers
-    where = parse_filter(params.get("filter"))
-    include_sources = bool(params.get("include_sources", True))
-    return [
-        answer_to_row(pipeline.answer(question, k=k, where=where), include_sources)
-        for question in questions
-    ]
+    include_sources = params.get("include_sources")
+    include_sources = True if include_sources is None else bool(include_sources)
+    answers = pipeline.answer_many(questions, params.get("k"), params.get("filter"))
+    return [answer_to_row(answer, include_sources) for answer in answers]

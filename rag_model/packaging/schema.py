@@ -9,9 +9,7 @@ from typing import Any
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
 
-from rag_model.config import RagConfig
 from rag_model.documents import RetrievedChunk
-from rag_model.errors import QueryError
 from rag_model.pipeline import Answer
 
 QUESTION_COLUMN = "question"
@@ -30,8 +28,11 @@ SOURCE_TYPE = Object(
 )
 
 
-def model_signature(config: RagConfig) -> ModelSignature:
-    """Input ``question``; output answer, citations, sources; params k, filter, include_sources."""
+def model_signature() -> ModelSignature:
+    """Input ``question``; output answer, citations, sources; params k, filter, include_sources.
+
+    The same for every version: k's default is the version's own ``retrieval.k``.
+    """
     return ModelSignature(
         inputs=Schema([ColSpec("string", QUESTION_COLUMN)]),
         outputs=Schema(
@@ -43,30 +44,14 @@ def model_signature(config: RagConfig) -> ModelSignature:
         ),
         params=ParamSchema(
             [
-                ParamSpec("k", "long", config.retrieval.k),
+                # None: the version's retrieval.k, a load-time model_config override included
+                # (a default frozen here would disagree with such an override)
+                ParamSpec("k", "long", None),
                 ParamSpec("filter", "string", ""),
                 ParamSpec("include_sources", "boolean", True),
             ]
         ),
     )
-
-
-def parse_filter(value: Any) -> dict[str, Any] | None:
-    """The ``filter`` param: a JSON object string (or a dict from in-process callers)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value)
-    except (TypeError, json.JSONDecodeError):
-        raise QueryError(
-            f'filter must be a JSON object such as {{"title": "Oxygen"}}, got {value!r}',
-            field="filter",
-        ) from None
-    if not isinstance(parsed, dict):
-        raise QueryError(f"filter must be a JSON object, got {value!r}", field="filter")
-    return parsed
 
 
 def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def test_a_serving_process_with_the_onnx_backend_never_imports_torch(
     code = (
         "import json, sys\n"
         "from serving.model_holder import load_served_model\n"
-        f"model = load_served_model({onnx_model_uri!r})\n"
+        "from serving.settings import Settings\n"
+        f"model = load_served_model({onnx_model_uri!r}, Settings())\n"
         "answer = model.pipeline.answer('Who built the bridge?')\n"
         "heavy = sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules))\n"
         "print(json.dumps({'heavy': heavy, 'sources': len(answer.sources)}))\n"

@@ -76,7 +76,7 @@ def test_filters_apply_to_both_sides(snapshot: Path) -> None:
         results = pipeline(snapshot, mode=mode).retrieve("metal bridge Normans", k=4, where=where)
         assert results
         assert {r.document_id for r in results} == {"history/normans.md"}
-    with pytest.raises(QueryError, match="invalid filter") as error:
+    with pytest.raises(QueryError, match="is not a valid where clause") as error:
         pipeline(snapshot, mode="bm25").retrieve("metal", k=2, where={"source": {"$bad": 1}})
     assert error.value.field == "filter"
 

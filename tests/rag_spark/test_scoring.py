@@ -16,7 +16,6 @@ from evaluation.dataset import load_eval_set
 from evaluation.runner import evaluate
 from experiments.cli import cli
 from experiments.reporting import REPORT_DIR
-from rag_model.config import RagConfig
 from rag_model.errors import QueryError
 from rag_model.packaging.loading import load_pipeline
 from rag_model.packaging.registry import register_version
@@ -59,7 +58,7 @@ def test_the_result_type_is_the_signature_output_schema(spark: Any) -> None:
     from pyspark.sql.types import StructType
 
     declared = StructType.fromDDL(RESULT_TYPE)
-    inferred = _infer_spark_udf_return_type(model_signature(RagConfig()).outputs)
+    inferred = _infer_spark_udf_return_type(model_signature().outputs)
 
     assert _fields(declared) == _fields(inferred)
 

@@ -9,8 +9,6 @@ from flask.testing import FlaskClient
 
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
-from rag_model.packaging.pyfunc_model import predict_rows
-from rag_model.packaging.schema import model_signature
 from rag_model.pipeline import RagPipeline
 from serving import create_app
 from serving.model_holder import ServedModel
@@ -20,12 +18,10 @@ from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS
 TEST_SETTINGS = Settings(max_k=10, max_batch=4, max_body_bytes=4096, max_question_chars=200)
 
 
-def served_model(pipeline: RagPipeline, config: RagConfig) -> ServedModel:
-    """A ServedModel over ``pipeline`` that predicts exactly as the pyfunc model does."""
+def served_model(pipeline: RagPipeline) -> ServedModel:
+    """A ServedModel over ``pipeline``, as a loaded version has."""
     return ServedModel(
         pipeline=pipeline,
-        predict=lambda data, params: predict_rows(pipeline, data, params),
-        input_schema=model_signature(config).inputs,
         uri="models:/fake@production",
         name="fake",
         version="3",
@@ -44,5 +40,5 @@ def fake_pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
 
 @pytest.fixture
 def client(fake_pipeline: RagPipeline) -> FlaskClient:
-    app = create_app(TEST_SETTINGS, model=served_model(fake_pipeline, fake_pipeline.config))
+    app = create_app(TEST_SETTINGS, model=served_model(fake_pipeline))
     return app.test_client()

@@ -198,7 +198,7 @@ def test_invocations_rejects_bad_input(
 def test_unexpected_error_is_logged_not_returned(
     fake_pipeline: RagPipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    model = served_model(fake_pipeline, fake_pipeline.config)
+    model = served_model(fake_pipeline)
     app = create_app(TEST_SETTINGS, model=model)
 
     def explode(*args: object, **kwargs: object) -> None:
@@ -240,3 +240,38 @@ def test_pipeline_refuses_mismatched_embedder(fake_pipeline: RagPipeline) -> Non
 
     with pytest.raises(IntegrityError, match="built with embedder 'hash-embedder'"):
         RagPipeline(RagConfig(), fake_pipeline.index, HashEmbedder(), EchoGenerator())
+
+
+def test_every_route_answers_with_the_versions_own_k(fake_pipeline: RagPipeline) -> None:
+    # as a load-time model_config override gives it: k=2 where the logged version says 4
+    config = fake_pipeline.config.with_overrides({"retrieval.k": 2})
+    pipeline = RagPipeline(
+        config, fake_pipeline.index, fake_pipeline.embedder, fake_pipeline.generator
+    )
+    client = create_app(TEST_SETTINGS, model=served_model(pipeline)).test_client()
+    chat = {"model": "fake", "messages": [{"role": "user", "content": QUESTION}]}
+
+    counts = {
+        "query": len(post(client, "/v1/query", {"question": QUESTION}).json["sources"]),
+        "batch": len(
+            post(client, "/v1/query/batch", {"questions": [QUESTION]}).json["results"][0]["sources"]
+        ),
+        "invocations": len(
+            post(client, "/invocations", {"inputs": [QUESTION]}).json["predictions"][0]["sources"]
+        ),
+        "chat": len(post(client, "/v1/chat/completions", chat).json["sources"]),
+    }
+
+    assert counts == {"query": 2, "batch": 2, "invocations": 2, "chat": 2}
+
+
+def test_invocations_filter_text_and_object_answer_alike(client: FlaskClient) -> None:
+    where = {"title": "Normans"}
+    answers = [
+        post(client, "/invocations", {"inputs": [QUESTION], "params": {"filter": f}}).json
+        for f in (where, json.dumps(where))
+    ]
+
+    assert answers[0] == answers[1]
+    sources = answers[0]["predictions"][0]["sources"]
+    assert sources and {json.loads(s["metadata"])["title"] for s in sources} == {"Normans"}

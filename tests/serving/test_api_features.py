@@ -24,7 +24,7 @@ CHAT = {"model": "fake", "messages": [{"role": "user", "content": "What is oxyge
 
 def app_client(pipeline: RagPipeline, **overrides: object) -> FlaskClient:
     settings = Settings(**{**TEST_SETTINGS.__dict__, **overrides})
-    return create_app(settings, model=served_model(pipeline, pipeline.config)).test_client()
+    return create_app(settings, model=served_model(pipeline)).test_client()
 
 
 def test_batch_answers_each_question_in_order(client: FlaskClient) -> None:

@@ -151,7 +151,7 @@ def test_the_server_answers_concurrent_requests_in_batches(fake_pipeline: RagPip
     settings = TEST_SETTINGS.__class__(
         **{**TEST_SETTINGS.__dict__, "batch_wait_ms": 50, "answer_cache_size": 0}
     )
-    app = create_app(settings, model=served_model(fake_pipeline, fake_pipeline.config))
+    app = create_app(settings, model=served_model(fake_pipeline))
     model = app.extensions["rag_model"].model
     client = app.test_client()
 

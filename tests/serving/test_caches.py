@@ -10,8 +10,9 @@ from prometheus_client import REGISTRY
 
 from rag_model.embedders import CachingEmbedder
 from rag_model.pipeline import RagPipeline
+from rag_model.query import Query
 from serving import create_app
-from serving.answer_cache import AnswerCache, answer_key
+from serving.answer_cache import AnswerCache
 from tests.serving.conftest import TEST_SETTINGS, served_model
 
 
@@ -21,7 +22,7 @@ def counter(name: str) -> float:
 
 def app_client(pipeline: RagPipeline, **overrides: object) -> FlaskClient:
     settings = TEST_SETTINGS.__class__(**{**TEST_SETTINGS.__dict__, **overrides})
-    return create_app(settings, model=served_model(pipeline, pipeline.config)).test_client()
+    return create_app(settings, model=served_model(pipeline)).test_client()
 
 
 def test_the_lru_keeps_the_most_recently_used_entries() -> None:
@@ -43,9 +44,14 @@ def test_a_disabled_cache_stores_nothing() -> None:
 
 
 def test_filters_with_the_same_content_share_a_key() -> None:
-    assert answer_key("q", 3, {"a": 1, "b": 2}, True) == answer_key("q", 3, {"b": 2, "a": 1}, True)
-    assert answer_key("q", 3, None, True) != answer_key("q", 3, None, False)
-    assert answer_key("q", 3, None, True) != answer_key("q", 4, None, True)
+    def key(k: int, where: dict | str | None, include_sources: bool = True) -> object:
+        return Query.resolve(" q ", k, where, include_sources, default_k=4).key()
+
+    assert key(3, {"a": 1}) == key(3, '{"a": 1}')  # a mapping or MLflow's JSON text
+    assert key(3, {"a": 1}) != key(3, {"a": 2})
+    assert key(3, None) != key(3, None, include_sources=False)
+    assert key(3, None) != key(4, None)
+    assert key(4, None) == Query.resolve("q", None, "", default_k=4).key()  # k=None is default
 
 
 def test_a_repeated_question_is_answered_from_the_cache(client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from serving.model_holder import ModelHolder, ServedModel, backoff_delay
 from serving.observability import on_model_event
+from serving.settings import Settings
 
 URI = "models:/demo@production"
 
@@ -16,8 +17,6 @@ def fake_model(version: str, closed: list[str]) -> ServedModel:
     pipeline = SimpleNamespace(index=index)
     return ServedModel(
         pipeline=pipeline,
-        predict=lambda d, p: [],
-        input_schema=None,  # type: ignore[arg-type]
         uri=f"models:/demo/{version}",
         name="demo",
         version=version,
@@ -39,7 +38,7 @@ class Registry:
             raise ConnectionError("tracking server down")
         return self.alias
 
-    def load(self, uri: str, threads: int) -> ServedModel:
+    def load(self, uri: str, settings: Settings) -> ServedModel:
         version = uri.rsplit("/", 1)[-1] if "@" not in uri else self.alias
         self.loads.append(version)
         if version in self.broken:
@@ -50,8 +49,7 @@ class Registry:
 def holder_for(registry: Registry) -> ModelHolder:
     events: list[tuple] = []
     holder = ModelHolder(
-        URI,
-        poll_seconds=3600,
+        Settings(model_uri=URI, poll_seconds=3600),
         loader=registry.load,
         resolver=registry.resolve,
         on_event=lambda *e: events.append(e),
@@ -123,7 +121,9 @@ def test_an_unreachable_registry_keeps_the_server_serving() -> None:
 def test_first_load_is_retried_until_it_works() -> None:
     registry = Registry()
     registry.broken = {"1"}
-    holder = ModelHolder(URI, poll_seconds=3600, loader=registry.load, resolver=registry.resolve)
+    holder = ModelHolder(
+        Settings(model_uri=URI, poll_seconds=3600), loader=registry.load, resolver=registry.resolve
+    )
     holder.start()
     assert holder.wait(10) == "failed"
     assert "was altered" in holder.error
@@ -149,10 +149,8 @@ class Clock:
 def test_an_unreachable_registry_is_retried_with_capped_exponential_backoff() -> None:
     registry, clock, events = Registry(), Clock(), []
     holder = ModelHolder(
-        URI,
+        Settings(model_uri=URI, poll_seconds=10, watch_max_backoff_seconds=60),
         model=fake_model("1", registry.closed),
-        poll_seconds=10,
-        max_backoff_seconds=60,
         loader=registry.load,
         resolver=registry.resolve,
         on_event=lambda *event: events.append(event),

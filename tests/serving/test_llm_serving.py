@@ -37,7 +37,7 @@ def client(fake_pipeline: RagPipeline, llm: FakeLLM, monkeypatch: pytest.MonkeyP
     config = RagConfig.from_dict(data)
     generator = make_generator(config.generation, fake_pipeline.embedder)
     pipeline = RagPipeline(config, fake_pipeline.index, fake_pipeline.embedder, generator)
-    return create_app(TEST_SETTINGS, model=served_model(pipeline, config)).test_client()
+    return create_app(TEST_SETTINGS, model=served_model(pipeline)).test_client()
 
 
 def test_query_answers_with_the_llm_and_maps_its_citations(client: FlaskClient) -> None:

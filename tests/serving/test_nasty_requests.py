@@ -296,9 +296,7 @@ ROWS = {
 
 @pytest.fixture(scope="module")
 def nasty_client(fake_pipeline: RagPipeline) -> FlaskClient:
-    return create_app(
-        SETTINGS, model=served_model(fake_pipeline, fake_pipeline.config)
-    ).test_client()
+    return create_app(SETTINGS, model=served_model(fake_pipeline)).test_client()
 
 
 @pytest.mark.parametrize("case", ROWS.values(), ids=ROWS.keys())

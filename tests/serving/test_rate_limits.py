@@ -21,7 +21,7 @@ QUESTION = {"question": "What is oxygen?"}
 
 def app_client(pipeline: RagPipeline, **overrides: object) -> FlaskClient:
     settings = Settings(**{**TEST_SETTINGS.__dict__, **overrides})
-    return create_app(settings, model=served_model(pipeline, pipeline.config)).test_client()
+    return create_app(settings, model=served_model(pipeline)).test_client()
 
 
 def statuses(client: FlaskClient, count: int, **headers: str) -> list[int]:

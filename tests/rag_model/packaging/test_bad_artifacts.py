@@ -18,6 +18,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow.exceptions import MlflowException
@@ -26,9 +27,11 @@ from rag_model import __version__
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.embedders import MINILM_WEIGHTS_SHA256
-from rag_model.errors import EmbedderError, IntegrityError
+from rag_model.errors import EmbedderError, IntegrityError, ModelError
 from rag_model.manifest import MANIFEST_NAME, SELF_DIGEST, config_digest, write_manifest
 from rag_model.packaging.log import log_rag_model
+from serving.model_holder import load_served_model
+from serving.settings import Settings
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, RegisteredModel, use_tracking_store
 
 pytestmark = pytest.mark.integration
@@ -270,6 +273,24 @@ def test_a_config_override_at_load_time_is_not_an_edit(hybrid_model: Path) -> No
     loaded = mlflow.pyfunc.load_model(str(hybrid_model), model_config={"retrieval": section})
 
     assert loaded.unwrap_python_model().pipeline.config.retrieval.k == 2
+    # the signature freezes no k: predict without params answers with the override's k
+    (row,) = loaded.predict(pd.DataFrame({"question": ["Who built the bridge?"]}))
+    assert len(row["sources"]) == 2
+
+
+def test_a_version_whose_default_k_is_above_the_servers_limit_is_refused_at_load(
+    hybrid_model: Path,
+) -> None:
+    k = mlmodel_config((hybrid_model / "MLmodel").read_bytes())["retrieval"]["k"]
+
+    with pytest.raises(ModelError) as caught:
+        load_served_model(str(hybrid_model), Settings(max_k=k - 1))
+
+    assert str(caught.value) == (
+        f"{hybrid_model} answers with retrieval.k {k} by default, above this server's "
+        f"RAG_MAX_K {k - 1}; raise RAG_MAX_K to at least {k} or serve a version with a "
+        "smaller k"
+    )
 
 
 @pytest.mark.parametrize("where", [INDEX / "chroma" / "extra.bin", EMBEDDER / "notes.txt"])

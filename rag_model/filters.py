@@ -1,8 +1,9 @@
 """The ``filter`` grammar (a Chroma ``where`` clause) as JSON Schema: it validates and documents.
 
-The server checks every filter against this schema before Chroma sees it, and ``/openapi.json``
-publishes the same schema, so a client (or a fuzzer) that follows the document never reaches
-Chroma's own checks, whose failures are not all ``ValueError`` (some come from its Rust core).
+Every query's filter is checked against this schema before Chroma sees it (``rag_model.query``),
+and the server's ``/openapi.json`` publishes the same schema, so a client (or a fuzzer) that
+follows the document never reaches Chroma's own checks, whose failures are not all
+``ValueError`` (some come from its Rust core).
 """
 
 from __future__ import annotations

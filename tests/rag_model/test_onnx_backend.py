@@ -50,13 +50,21 @@ def test_the_onnx_embedder_names_its_missing_files(tmp_path: Path) -> None:
         OnnxEmbedder(tmp_path).embed(["hello"])
 
 
-def test_the_onnx_requirements_leave_torch_out() -> None:
-    onnx = {line.split("==")[0] for line in pinned_requirements(RagConfig.from_dict(ONNX_CONFIG))}
-    default = {line.split("==")[0] for line in pinned_requirements(RagConfig())}
+def test_onnx_is_the_default_backend_and_the_fake_needs_no_export() -> None:
+    assert RagConfig().embedding.backend == "onnx"
+    assert RagConfig.from_dict({"embedding": {"model": "hash-embedder"}}).embedding.backend == (
+        "torch"
+    )
 
-    assert {"onnxruntime", "tokenizers"} <= onnx
-    assert not {"torch", "sentence-transformers", "transformers"} & onnx
-    assert {"torch", "sentence-transformers"} <= default
+
+def test_the_onnx_requirements_leave_torch_out() -> None:
+    default = {line.split("==")[0] for line in pinned_requirements(RagConfig())}
+    torch = {"embedding": {"backend": "torch"}}
+    with_torch = {line.split("==")[0] for line in pinned_requirements(RagConfig.from_dict(torch))}
+
+    assert {"onnxruntime", "tokenizers"} <= default
+    assert not {"torch", "sentence-transformers", "transformers"} & default
+    assert {"torch", "sentence-transformers"} <= with_torch
 
 
 @pytest.fixture(scope="module")

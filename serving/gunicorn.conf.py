@@ -1,7 +1,8 @@
 """gunicorn settings for ``gunicorn -c serving/gunicorn.conf.py "serving:create_app()"``.
 
 Known hangs avoided (../shared/notes/runtime-facts.md): the master never imports torch or opens
-a Chroma client (no preload_app; each worker loads the model itself after the fork), and each
+a Chroma client (no preload_app; each worker opens the model itself after the fork, from the
+folder a subprocess prepared once per host), and each
 worker's torch uses one thread unless RAG_TORCH_THREADS says otherwise. SIGTERM lets in-flight
 requests finish for up to ``graceful_timeout`` and refuses new connections at once (every
 worker closes its copy of the listening socket).
@@ -10,6 +11,8 @@ worker closes its copy of the listening socket).
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 
 from serving.settings import Settings
@@ -43,11 +46,31 @@ errorlog = "-"
 logger_class = "serving.gunicorn_logger.RedactingLogger"  # no client-sent text in the log
 
 
+_prepare = None  # the `python -m serving.prepare` subprocess
+
+
 def on_starting(server):  # noqa: ANN001, D103 - gunicorn hook
     # samples of a previous run in a reused folder would be summed into this one's
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+    # The version is resolved, downloaded and verified once per host by a subprocess (MLflow
+    # is imported there, never in this master), while the workers import the rest; each
+    # worker then opens it without MLflow (serving/prepare.py). Started before any fork.
+    global _prepare
+    result = os.path.join(tempfile.mkdtemp(prefix="rag-model-prepared-"), "version.json")
+    os.environ["RAG_PREPARED_FILE"] = result
+    # -c rather than -m: `serving` itself imports serving.prepare (runpy would warn)
+    command = "import sys; from serving.prepare import main; sys.exit(main(sys.argv))"
+    _prepare = subprocess.Popen([sys.executable, "-c", command, _settings.model_uri, result])
+
+
+def on_exit(server):  # noqa: ANN001, D103 - gunicorn hook
+    if _prepare is not None and _prepare.poll() is None:
+        _prepare.kill()
+    if _prepare is not None:
+        _prepare.wait()
+        shutil.rmtree(os.path.dirname(os.environ["RAG_PREPARED_FILE"]), ignore_errors=True)
 
 
 def post_worker_init(worker):  # noqa: ANN001, D103 - gunicorn hook

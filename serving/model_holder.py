@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rag_model.errors import ModelError
 from rag_model.pipeline import RagPipeline
 from serving.answer_cache import AnswerCache
+from serving.prepare import open_prepared, wait_for
 from serving.settings import Settings
 
 logger = logging.getLogger("serving")
@@ -67,6 +69,7 @@ class ServedModel:
     alias: str | None = None
     run_id: str | None = None
     loaded_at: str = field(default_factory=_now)
+    prepared: bool = False  # opened from the master's once-per-host preparation
     answers: AnswerCache = field(default_factory=lambda: AnswerCache(0))  # per version
     batcher: Any = None  # serving.batching.MicroBatcher when RAG_BATCH_WAIT_MS > 0
     requests: int = 0  # requests using this version now (what a micro-batch may wait for)
@@ -109,12 +112,51 @@ class ServedModel:
 
 
 def load_served_model(uri: str, settings: Settings) -> ServedModel:
-    """Resolve ``uri``, load it with ``mlflow.pyfunc`` (verifying every artifact) and warm it.
+    """Open ``uri`` (every artifact verified, on this host) and warm it.
+
+    The first load of ``RAG_MODEL_URI`` in a gunicorn worker opens the version the master
+    prepared once per host (``serving.prepare``) without importing MLflow; anything else (hot
+    swaps, a failed or missing preparation, tests) resolves and loads it here.
 
     Raises:
         ModelError: not a rag-model, or its ``retrieval.k`` is above RAG_MAX_K (its default
             answers would break the limit every request is held to).
     """
+    prepared = _prepared_result(uri, settings)
+    if prepared is not None:
+        pipeline = open_prepared(prepared)
+        ids = {key: prepared[key] for key in ("name", "version", "alias", "run_id")}
+    else:
+        pipeline, ids = _load_here(uri)
+    k = pipeline.config.retrieval.k
+    if k > settings.max_k:
+        raise ModelError(
+            f"{uri} answers with retrieval.k {k} by default, above this server's RAG_MAX_K "
+            f"{settings.max_k}; raise RAG_MAX_K to at least {k} or serve a version with a "
+            "smaller k"
+        )
+    pipeline.warm_up()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(settings.torch_threads)
+    pipeline.answer("warm-up question")  # first-call costs paid here, not by a client
+    return ServedModel(pipeline=pipeline, uri=uri, prepared=prepared is not None, **ids)
+
+
+def _prepared_result(uri: str, settings: Settings) -> dict[str, Any] | None:
+    """The master's successful preparation of ``uri``, else None (then load it here)."""
+    if not settings.prepared_file or uri != settings.model_uri:
+        return None
+    result = wait_for(Path(settings.prepared_file), timeout=settings.timeout)
+    if result is None:
+        logger.warning("%s was not prepared within %d s; loading it here", uri, settings.timeout)
+    elif not result.get("ok"):
+        logger.warning("preparing %s failed (%s); loading it here", uri, result.get("error"))
+        result = None
+    return result
+
+
+def _load_here(uri: str) -> tuple[RagPipeline, dict[str, str | None]]:
+    """Resolve and load ``uri`` with ``mlflow.pyfunc`` in this process."""
     import mlflow.pyfunc
 
     from rag_model.packaging.registry import resolve_model_uri
@@ -127,25 +169,13 @@ def load_served_model(uri: str, settings: Settings) -> ServedModel:
     pipeline = getattr(pyfunc.unwrap_python_model(), "pipeline", None)
     if not isinstance(pipeline, RagPipeline):
         raise ModelError(f"{uri} is not a rag-model model (no pipeline after load_context)")
-    k = pipeline.config.retrieval.k
-    if k > settings.max_k:
-        raise ModelError(
-            f"{uri} answers with retrieval.k {k} by default, above this server's RAG_MAX_K "
-            f"{settings.max_k}; raise RAG_MAX_K to at least {k} or serve a version with a "
-            "smaller k"
-        )
-    pipeline.warm_up()
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(settings.torch_threads)
-    pipeline.answer("warm-up question")  # first-call costs paid here, not by a client
-    return ServedModel(
-        pipeline=pipeline,
-        uri=uri,
-        name=ref.name if ref else None,
-        version=ref.version if ref else None,
-        alias=ref.alias if ref else None,
-        run_id=ref.run_id if ref else pyfunc.metadata.run_id,
-    )
+    ids = {
+        "name": ref.name if ref else None,
+        "version": ref.version if ref else None,
+        "alias": ref.alias if ref else None,
+        "run_id": ref.run_id if ref else pyfunc.metadata.run_id,
+    }
+    return pipeline, ids
 
 
 def resolve_version(uri: str) -> str | None:
@@ -207,6 +237,7 @@ class ModelHolder:
         return {
             "state": self.state,
             "model": self.model.describe() if self.model else None,
+            "prepared_once_per_host": bool(self.model and self.model.prepared),
             "error": self.error,
             "watch": {
                 "uri": self.uri,
@@ -300,9 +331,23 @@ class ModelHolder:
         if self.model is None:
             self._initial_load()
         self._first_attempt.set()
+        if (
+            self.model is not None
+            and self.model.prepared
+            and self._prepared_age() > (self.poll_seconds)
+        ):
+            # a worker started long after the master prepared the version (one that replaced
+            # a dead worker): the alias may have moved since, so look now, not in a poll
+            self.check_now()
         self._schedule(self.poll_seconds)
         while not self._stop.wait(self.backoff_seconds):
             self.check_now()
+
+    def _prepared_age(self) -> float:
+        try:
+            return time.time() - Path(self.settings.prepared_file).stat().st_mtime
+        except OSError:
+            return 0.0
 
     def _initial_load(self) -> None:
         delay = 1.0

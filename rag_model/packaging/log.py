@@ -16,8 +16,8 @@ from rag_model.config import RagConfig
 from rag_model.embedders import copy_embedder_files
 from rag_model.index import ChromaIndex
 from rag_model.manifest import FORMAT_VERSION, amend_manifest, config_digest, write_manifest
-from rag_model.packaging.pyfunc_model import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, CONFIG_DIGEST
 from rag_model.packaging.schema import INPUT_EXAMPLE, model_signature
+from rag_model.packaging.version_files import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, CONFIG_DIGEST
 from rag_model.publish import stage_server_snapshot
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")

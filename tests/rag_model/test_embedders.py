@@ -159,7 +159,7 @@ def test_minilm_ranks_a_paraphrase_above_an_unrelated_sentence(
 
 @pytest.mark.integration
 def test_verify_minilm_weights_refuses_a_copy_with_one_byte_changed(tmp_path: Path) -> None:
-    copy = copy_embedder_files(EmbeddingConfig(), tmp_path / "embedder")
+    copy = copy_embedder_files(EmbeddingConfig(backend="torch"), tmp_path / "embedder")
     assert copy == tmp_path / "embedder"
     assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == sorted(
         MINILM_FILES

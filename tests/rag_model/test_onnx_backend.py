@@ -22,8 +22,8 @@ from rag_model.embedders import (
 from rag_model.errors import ConfigError, EmbedderError, IntegrityError
 from rag_model.onnx_export import exported_minilm_dir
 from rag_model.packaging.log import log_rag_model, pinned_requirements
-from rag_model.packaging.pyfunc_model import check_embedder_files
 from rag_model.packaging.registry import register_version
+from rag_model.packaging.version_files import check_embedder_files
 from tests.conftest import PROJECT
 
 TEXTS = [

@@ -30,7 +30,7 @@ from rag_model.embedders import MINILM_WEIGHTS_SHA256, copy_embedder_files
 from rag_model.errors import EmbedderError, IntegrityError, ModelError
 from rag_model.manifest import MANIFEST_NAME, SELF_DIGEST, config_digest, write_manifest
 from rag_model.packaging.log import log_rag_model
-from rag_model.packaging.pyfunc_model import check_embedder_files
+from rag_model.packaging.version_files import check_embedder_files
 from serving.model_holder import load_served_model
 from serving.settings import Settings
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, RegisteredModel, use_tracking_store

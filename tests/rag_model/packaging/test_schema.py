@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag_model.documents import RetrievedChunk
-from rag_model.packaging.schema import answer_to_row, row_to_answer
+from rag_model.packaging.rows import answer_to_row, row_to_answer
 from rag_model.pipeline import Answer
 
 

@@ -7,9 +7,8 @@ from rag_model.offline import apply_offline_defaults
 
 apply_offline_defaults()  # before any library that reads these switches is imported
 
-__version__ = "0.1.0"
-
 from rag_model.config import RagConfig  # noqa: E402
 from rag_model.pipeline import Answer, RagPipeline  # noqa: E402
+from rag_model.version import __version__  # noqa: E402
 
 __all__ = ["Answer", "RagConfig", "RagPipeline", "__version__"]

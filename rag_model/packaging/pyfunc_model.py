@@ -10,11 +10,11 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.models.model import MLMODEL_FILE_NAME, MODEL_CONFIG, Model
 
+from rag_model.chroma_server import open_index
 from rag_model.config import RagConfig
-from rag_model.embedders import MINILM_WEIGHTS_FILE, check_minilm_digest
 from rag_model.errors import IntegrityError, QueryError
-from rag_model.index import open_index
 from rag_model.manifest import config_digest, read_manifest, verify_manifest
+from rag_model.minilm import MINILM_WEIGHTS_FILE, check_minilm_digest
 from rag_model.packaging.schema import QUESTION_COLUMN, answer_to_row, parse_filter
 from rag_model.pipeline import RagPipeline
 

@@ -25,9 +25,9 @@ from mlflow.exceptions import MlflowException
 from rag_model import __version__
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
-from rag_model.embedders import MINILM_WEIGHTS_SHA256
 from rag_model.errors import EmbedderError, IntegrityError
 from rag_model.manifest import MANIFEST_NAME, SELF_DIGEST, config_digest, write_manifest
+from rag_model.minilm import MINILM_WEIGHTS_SHA256
 from rag_model.packaging.log import log_rag_model
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, RegisteredModel, use_tracking_store
 

@@ -12,8 +12,11 @@ import shutil
 import signal
 import tempfile
 
+from rag_model.offline import apply_offline_defaults
 from serving.settings import Settings
 
+# in the master, before the fork: every worker starts with them already set
+apply_offline_defaults()
 _settings = Settings.from_env()
 
 # read by torch when a worker first imports it; the master never does

@@ -37,7 +37,7 @@ for command in (main, build_index, evaluate, sweep, promote, report, history, ro
 def build(data_path: str, out: str, config_path: str, engine: str) -> None:
     """Build a Chroma snapshot (no MLflow), e.g. to inspect chunking."""
     from experiments.errors import friendly_errors
-    from experiments.main import build_with
+    from experiments.runs import build_with
     from rag_model.config import RagConfig
 
     with friendly_errors():

@@ -15,7 +15,7 @@ from experiments.history import history, rollback
 from experiments.main import main
 from experiments.options import engine_option
 from experiments.promote import promote
-from experiments.report_index import report
+from experiments.report import report
 from experiments.sweep import sweep
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from experiments.main import build_and_log, failures_logged
 from experiments.options import DEFAULT_DATA, config_options, engine_option, load_config
 from experiments.params import model_name_option
+from experiments.runs import build_and_log, failures_logged
 
 
 @click.command("build_index")

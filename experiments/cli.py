@@ -15,7 +15,7 @@ from experiments.history import history, rollback
 from experiments.main import main
 from experiments.options import engine_option
 from experiments.promote import promote
-from experiments.report_index import report
+from experiments.report import report
 from experiments.sweep import sweep
 
 
@@ -37,7 +37,7 @@ for command in (main, build_index, evaluate, sweep, promote, report, history, ro
 def build(data_path: str, out: str, config_path: str, engine: str) -> None:
     """Build a Chroma snapshot (no MLflow), e.g. to inspect chunking."""
     from experiments.errors import friendly_errors
-    from experiments.main import build_with
+    from experiments.runs import build_with
     from rag_model.config import RagConfig
 
     with friendly_errors():

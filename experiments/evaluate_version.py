@@ -6,9 +6,9 @@ import click
 
 from evaluation.dataset import EvalSet
 from evaluation.runner import Judge
-from experiments.main import failures_logged, print_metrics
 from experiments.options import eval_options, load_eval, make_judge, predict_with_option
 from experiments.params import model_name_option
+from experiments.runs import failures_logged, print_metrics
 
 
 def evaluate_version(

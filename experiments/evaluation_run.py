@@ -17,7 +17,7 @@ import pandas as pd
 
 from evaluation.dataset import EvalSet
 from evaluation.runner import EvalResult, Judge, Predictor, evaluate
-from experiments.reporting import REPORT_DIR, report_data, write_report_files
+from experiments.version_report import REPORT_DIR, report_data, write_report_files
 from rag_model.packaging.lifecycle import record_evaluation
 from rag_model.pipeline import RagPipeline
 

@@ -92,7 +92,11 @@ def load_config(
     config = RagConfig.from_yaml(config_path) if config_path else RagConfig()
     if fake:
         config = config.with_overrides(
-            {"embedding.model": HASH_MODEL_ID, "generation.generator": "echo"}
+            {
+                "embedding.model": HASH_MODEL_ID,
+                "embedding.backend": "torch",  # the fake runs as it is: nothing to export
+                "generation.generator": "echo",
+            }
         )
     return config.with_overrides(
         config_overrides(

@@ -22,8 +22,8 @@ import click
 
 from evaluation.dataset import EvalSet
 from evaluation.runner import Judge
-from experiments.main import failures_logged
 from experiments.options import DEFAULT_DATA, eval_options, load_config, load_eval, make_judge
+from experiments.runs import failures_logged
 from rag_model.config import RagConfig
 from rag_model.errors import ConfigError
 from rag_model.ingestion import Corpus

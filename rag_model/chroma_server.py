@@ -304,3 +304,19 @@ class RemoteChromaIndex(ChromaIndex):
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
         self._client = self._collection = None
+
+
+def open_index(config: IndexConfig, snapshot_dir: str | Path, verify: bool = True) -> ChromaIndex:
+    """Open the index ``config.location`` says: the bundled snapshot, or a Chroma server.
+
+    It lives here, not in ``rag_model.index``, because only this module knows both kinds.
+    ``verify=False`` (a bundled snapshot this host has just verified) reads the manifest and
+    checks its own digest but does not hash every file again.
+
+    Raises:
+        IndexNotFoundError, IndexServerError, IntegrityError: see ``ChromaIndex.open`` and
+            ``RemoteChromaIndex.open_remote``.
+    """
+    if config.location == LOCATION_SERVER:
+        return RemoteChromaIndex.open_remote(snapshot_dir, config)
+    return ChromaIndex.open(snapshot_dir, verify=verify)

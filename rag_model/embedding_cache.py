@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from rag_model.config import EmbeddingConfig
-from rag_model.embedders import MINILM_WEIGHTS_SHA256, Embedder
+from rag_model.embedders import Embedder
+from rag_model.minilm import MINILM_WEIGHTS_SHA256
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (

@@ -6,59 +6,18 @@ client) because the extractive one must know which sentence came from which chun
 
 from __future__ import annotations
 
-import re
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
 from rag_model.config import GenerationConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import Embedder
-
-if TYPE_CHECKING:
-    from rag_model.sentences import SentenceVectors
+from rag_model.generation import Generation, Generator
+from rag_model.llm import OpenAIGenerator
+from rag_model.sentences import SentenceVectors, split_sentences
 
 NO_ANSWER = "I could not find an answer in the indexed documents."
-# a sentence ends at . ! or ? followed by space and something that can start a sentence
-_PIECE_END = re.compile(r"(?<=\])\s+")  # after a citation marker: "Sentence. [1] Next..."
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-@dataclass(frozen=True)
-class Generation:
-    """An answer and the ids of the chunks it cites; ``[n]`` in the text is the n-th source."""
-
-    text: str
-    citations: list[str] = field(default_factory=list)
-    confidence: float | None = None  # extractive: best sentence similarity to the question
-
-
-class Generator(ABC):
-    """Produces an answer from a question and retrieved chunks."""
-
-    @abstractmethod
-    def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
-        """Answer ``question`` from ``contexts``; cite with ``[n]``, n = 1-based context rank."""
-
-    def stream(self, question: str, contexts: Sequence[RetrievedChunk]) -> Iterator[str]:
-        """The answer as pieces of text (here: one cited sentence at a time)."""
-        text = self.generate(question, contexts).text
-        pieces = _PIECE_END.split(text)
-        for number, piece in enumerate(pieces):
-            yield piece + (" " if number < len(pieces) - 1 else "")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences on terminal punctuation (good enough for extraction).
-
-    Markdown headings are left out: they are titles, not answers.
-    """
-    lines = (line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    pieces = (piece.strip() for line in lines for piece in _SENTENCE_END.split(line))
-    return [piece for piece in pieces if len(piece) > 1]
 
 
 class ExtractiveGenerator(Generator):
@@ -141,7 +100,5 @@ def make_generator(
     if config.generator == "echo":
         return EchoGenerator()
     if config.generator == "openai":
-        from rag_model.llm import OpenAIGenerator
-
         return OpenAIGenerator(config)
     return ExtractiveGenerator(embedder, config.max_sentences, sentence_vectors)

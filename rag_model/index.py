@@ -118,24 +118,6 @@ def check_snapshot_target(snapshot: Path) -> None:
         raise ConfigError(f"snapshot folder {snapshot} is not empty; choose a new folder")
 
 
-def open_index(config: IndexConfig, snapshot_dir: str | Path, verify: bool = True) -> ChromaIndex:
-    """Open the index ``config.location`` says: the bundled snapshot, or a Chroma server.
-
-    ``verify=False`` (a bundled snapshot this host has just verified) reads the manifest and
-    checks its own digest but does not hash every file again.
-
-    Raises:
-        IndexNotFoundError, IndexServerError, IntegrityError: see ``ChromaIndex.open`` and
-            ``RemoteChromaIndex.open_remote``.
-    """
-    if config.location == "server":
-        # imported here: chroma_server subclasses ChromaIndex, defined below
-        from rag_model.chroma_server import RemoteChromaIndex
-
-        return RemoteChromaIndex.open_remote(snapshot_dir, config)
-    return ChromaIndex.open(snapshot_dir, verify=verify)
-
-
 class ChromaIndex:
     """A verified snapshot, opened lazily in a private copy per process.
 

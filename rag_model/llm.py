@@ -15,7 +15,7 @@ from typing import Any
 from rag_model.config import GenerationConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.errors import GenerationError
-from rag_model.generators import Generation, Generator
+from rag_model.generation import Generation, Generator
 from rag_model.prompts import build_prompt, cited_ids
 
 # local servers accept any key; the SDK insists on a non-empty one

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_model.errors import IntegrityError
+from rag_model.version import __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = "1.1"
@@ -81,8 +82,6 @@ def _write(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def write_manifest(root: Path, **fields: Any) -> dict[str, Any]:
     """Write ``root/manifest.json`` with the file sizes, digests and ``fields``; return it."""
-    from rag_model import __version__
-
     return _write(
         root,
         {
@@ -113,8 +112,6 @@ def parse_format(value: Any) -> tuple[int, int] | None:
 
 def read_manifest(root: Path) -> dict[str, Any]:
     """Read and check ``root/manifest.json`` (format, own digest) without hashing the files."""
-    from rag_model import __version__
-
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise IntegrityError(

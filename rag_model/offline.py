@@ -1,4 +1,12 @@
-"""Environment switches that keep every library offline and quiet, set before they import."""
+"""Environment switches that keep every library offline and quiet, set before they import.
+
+A library must not change its caller's environment, so importing ``rag_model`` does not set
+them: every program does, first thing, before it imports a library that reads them. Those
+programs are the ``experiments`` entry points (the package's ``__init__``), the server
+(``create_app`` and the gunicorn config), the Spark session and its executors, the
+models-from-code file MLflow runs when it loads a version (``mlflow models serve``,
+``spark_udf``), the benchmarks and the test suite.
+"""
 
 import os
 

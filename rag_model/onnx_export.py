@@ -1,6 +1,6 @@
 """Build time only: export the bundled MiniLM to ONNX (optionally int8) for the onnx backends.
 
-Serving never imports this module: a model logged with ``embedding.backend: onnx`` carries the
+Serving never runs this export: a model logged with ``embedding.backend: onnx`` carries the
 exported file in its artifacts (``artifacts/embedder/model.onnx``, sha256 in the embedder
 manifest) and runs it with onnxruntime, without torch. The export needs torch, transformers
 and onnx, which the build environment has anyway.
@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 
 from rag_model.errors import EmbedderError
+from rag_model.minilm import ONNX_MODEL_FILE, ONNX_TOKENIZER_FILE, bundled_minilm_dir
 
-ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_OUTPUT = "last_hidden_state"
@@ -101,11 +101,9 @@ def exported_minilm_dir(quantize: bool) -> Path:
     The build embeds chunks with it and ``log_rag_model`` ships its files
     (``ONNX_EMBEDDER_FILES``).
     """
-    from rag_model.embedders import ONNX_TOKENIZER_FILE, bundled_minilm_dir
-
     source = bundled_minilm_dir()
     folder = Path(tempfile.mkdtemp(prefix="rag-model-onnx-"))
     atexit.register(shutil.rmtree, folder, True)
     shutil.copyfile(source / ONNX_TOKENIZER_FILE, folder / ONNX_TOKENIZER_FILE)
-    export_minilm_onnx(source, folder / ONNX_FILE, quantize=quantize)
+    export_minilm_onnx(source, folder / ONNX_MODEL_FILE, quantize=quantize)
     return folder

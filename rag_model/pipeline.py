@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag_model.chroma_server import open_index
 from rag_model.config import RagConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
 from rag_model.errors import IntegrityError
 from rag_model.generators import Generator, make_generator
-from rag_model.index import ChromaIndex, open_index
+from rag_model.index import ChromaIndex
 from rag_model.query import Query, check_question
 from rag_model.retrieval import Retriever
 

@@ -1,4 +1,4 @@
-"""Sentence vectors embedded at build time, so extractive answers embed only the question.
+"""Sentences of a chunk, and their vectors embedded at build time (extractive answers).
 
 The extractive generator ranks the sentences of the retrieved chunks by similarity to the
 question. Embedding those sentences at query time costs far more than the question itself
@@ -14,6 +14,7 @@ Both files are covered by the snapshot's manifest; serving memory-maps the vecto
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,20 +27,26 @@ from rag_model.errors import IntegrityError
 SENTENCES_DIR = "sentences"
 VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.json"
+# a sentence ends at . ! or ? followed by space and something that can start a sentence
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
-def split_chunk_sentences(text: str) -> list[str]:
-    """The sentences of a chunk exactly as the extractive generator splits them."""
-    from rag_model.generators import split_sentences
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences on terminal punctuation (good enough for extraction).
 
-    return split_sentences(text)
+    The build embeds and the extractive generator ranks exactly these sentences, so both call
+    this one function. Markdown headings are left out: they are titles, not answers.
+    """
+    lines = (line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    pieces = (piece.strip() for line in lines for piece in _SENTENCE_END.split(line))
+    return [piece for piece in pieces if len(piece) > 1]
 
 
 def build_sentence_vectors(
     chunks: Sequence[Chunk], embedder: Embedder, folder: Path, batch_size: int = 32
 ) -> int:
     """Embed every chunk's sentences into ``folder``; return the number of sentences."""
-    per_chunk = [split_chunk_sentences(chunk.text) for chunk in chunks]
+    per_chunk = [split_sentences(chunk.text) for chunk in chunks]
     sentences = [sentence for group in per_chunk for sentence in group]
     vectors = embedder.embed(sentences, batch_size=batch_size)
     folder.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,7 @@ def embed_batches(
     batches: Iterator[Any], settings: dict[str, Any], sentences: bool
 ) -> Iterator[Any]:
     """``mapInPandas``: chunks -> chunks with their vector (and their sentences' vectors)."""
-    from rag_model.sentences import split_chunk_sentences
+    from rag_model.sentences import split_sentences
 
     encoder = _encoder(settings)
     batch_size = RagConfig.from_dict(settings).embedding.batch_size
@@ -157,7 +157,7 @@ def embed_batches(
         texts = batch["text"].tolist()
         out = batch.copy()
         out["vector"] = list(encoder.embed(texts, batch_size=batch_size))
-        per_chunk = [split_chunk_sentences(text) if sentences else [] for text in texts]
+        per_chunk = [split_sentences(text) if sentences else [] for text in texts]
         flat = [sentence for group in per_chunk for sentence in group]
         vectors = encoder.embed(flat, batch_size=batch_size)
         grouped, start = [], 0

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rag_model.errors import RagError
+from rag_model.offline import OFFLINE_DEFAULTS, apply_offline_defaults
 
 DEFAULT_MASTER = "local[2]"
 MASTER_ENV = "RAG_SPARK_MASTER"
@@ -45,6 +46,9 @@ def spark_session(
             "Spark needs a Java 17 runtime and none was found (no java on PATH, no JAVA_HOME); "
             "install one, e.g. 'apt-get install openjdk-17-jre-headless'"
         )
+    # a Spark job is a program: the driver sets the offline switches before the JVM starts (local
+    # executors inherit them) and passes them on to executors elsewhere (executorEnv below)
+    apply_offline_defaults()
     # executors must run this interpreter: it has rag_model, mlflow and torch installed
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -61,6 +65,8 @@ def spark_session(
         # of that only oversubscribes them
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")
     )
+    for name in OFFLINE_DEFAULTS:
+        builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from rag_model.offline import apply_offline_defaults
 from serving.model_holder import ModelHolder, ServedModel
 from serving.settings import Settings
 
@@ -17,6 +18,7 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
         settings: server settings; default ``Settings.from_env()`` (``RAG_*`` variables).
         model: an already loaded model (tests inject one): no loading and no watching.
     """
+    apply_offline_defaults()  # the server is a program: it sets them before loading a model
     from serving.api import api
     from serving.chat import chat
     from serving.errors import register_error_handlers

@@ -15,8 +15,11 @@ import subprocess
 import sys
 import tempfile
 
+from rag_model.offline import apply_offline_defaults
 from serving.settings import Settings
 
+# in the master, before the fork: every worker starts with them already set
+apply_offline_defaults()
 _settings = Settings.from_env()
 
 # read by torch when a worker first imports it; the master never does

@@ -17,6 +17,10 @@ import pytest
 import requests
 
 from rag_model.config import RagConfig
+from rag_model.offline import apply_offline_defaults
+
+# the test suite is a program like the entry points: it and every process it starts run offline
+apply_offline_defaults()
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = PROJECT / "data" / "sample" / "corpus.jsonl"

@@ -1,7 +1,8 @@
 """A LangChain retriever (``BaseRetriever``) over a rag-model pipeline.
 
 Example:
-    >>> retriever = RagModelRetriever.from_model_uri("models:/rag-model@production", k=3)
+    >>> pipeline = load_pipeline("models:/rag-model@production")  # rag_model.packaging.loading
+    >>> retriever = RagModelRetriever(pipeline=pipeline, k=3)
     >>> retriever.invoke("When was the Duchy of Normandy founded?")[0].metadata["score"]
     0.91
 """
@@ -26,13 +27,6 @@ class RagModelRetriever(BaseRetriever):
     pipeline: RagPipeline
     k: int | None = None
     filter: dict[str, Any] | None = None
-
-    @classmethod
-    def from_model_uri(cls, model_uri: str, **kwargs: Any) -> RagModelRetriever:
-        """Load the model (verified) and wrap its pipeline."""
-        from rag_model.packaging.loading import load_pipeline
-
-        return cls(pipeline=load_pipeline(model_uri), **kwargs)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

@@ -1,7 +1,8 @@
 """A LlamaIndex retriever (``BaseRetriever``) over a rag-model pipeline.
 
 Example:
-    >>> retriever = RagModelLlamaRetriever.from_model_uri("models:/rag-model@production", k=3)
+    >>> pipeline = load_pipeline("models:/rag-model@production")  # rag_model.packaging.loading
+    >>> retriever = RagModelLlamaRetriever(pipeline, k=3)
     >>> retriever.retrieve("When was the Duchy of Normandy founded?")[0].score
     0.91
 """
@@ -26,13 +27,6 @@ class RagModelLlamaRetriever(BaseRetriever):
         self.pipeline = pipeline
         self.k = k
         self.filter = filter
-
-    @classmethod
-    def from_model_uri(cls, model_uri: str, **kwargs: Any) -> RagModelLlamaRetriever:
-        """Load the model (verified) and wrap its pipeline."""
-        from rag_model.packaging.loading import load_pipeline
-
-        return cls(load_pipeline(model_uri), **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [

@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
+from rag_model.chroma_server import open_index
 from rag_model.config import RagConfig
-from rag_model.embedders import MINILM_WEIGHTS_FILE, check_minilm_digest
 from rag_model.errors import IntegrityError, ModelError
-from rag_model.index import ChromaIndex, open_index
+from rag_model.index import ChromaIndex
 from rag_model.manifest import config_digest, read_manifest, verify_manifest
+from rag_model.minilm import MINILM_WEIGHTS_FILE, check_minilm_digest
 from rag_model.pipeline import RagPipeline
 
 ARTIFACT_INDEX = "index"

@@ -7,8 +7,9 @@ import pytest
 from rag_model.chunking import chunk_documents
 from rag_model.config import ChunkingConfig, RagConfig
 from rag_model.documents import Document
-from rag_model.embedders import HashEmbedder, SentenceTransformerEmbedder, bundled_minilm_dir
+from rag_model.embedders import HashEmbedder, SentenceTransformerEmbedder
 from rag_model.errors import ConfigError
+from rag_model.minilm import bundled_minilm_dir
 
 TEXT = " ".join(
     f"Sentence number {i} talks about the Norman conquest of England in 1066." for i in range(40)

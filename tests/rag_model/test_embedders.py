@@ -10,19 +10,21 @@ import pytest
 
 from rag_model.config import EmbeddingConfig
 from rag_model.embedders import (
-    MINILM_FILES,
-    MINILM_WEIGHTS_FILE,
-    MINILM_WEIGHTS_SHA256,
     CachingEmbedder,
     HashEmbedder,
     PrecomputedEmbedder,
     SentenceTransformerEmbedder,
-    bundled_minilm_dir,
     copy_embedder_files,
     make_embedder,
-    verify_minilm_weights,
 )
 from rag_model.errors import EmbedderError
+from rag_model.minilm import (
+    MINILM_FILES,
+    MINILM_WEIGHTS_FILE,
+    MINILM_WEIGHTS_SHA256,
+    bundled_minilm_dir,
+    verify_minilm_weights,
+)
 
 TEXTS = [
     "Brunel built the bridge in 1864.",

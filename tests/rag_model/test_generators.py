@@ -7,14 +7,9 @@ import pytest
 from rag_model.config import GenerationConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import HashEmbedder
-from rag_model.generators import (
-    NO_ANSWER,
-    EchoGenerator,
-    ExtractiveGenerator,
-    Generation,
-    make_generator,
-    split_sentences,
-)
+from rag_model.generation import Generation
+from rag_model.generators import NO_ANSWER, EchoGenerator, ExtractiveGenerator, make_generator
+from rag_model.sentences import split_sentences
 
 
 def _chunk(identifier: str, text: str, score: float = 0.5) -> RetrievedChunk:

@@ -13,13 +13,9 @@ import pytest
 
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
-from rag_model.embedders import (
-    ONNX_EMBEDDER_FILES,
-    OnnxEmbedder,
-    SentenceTransformerEmbedder,
-    bundled_minilm_dir,
-)
+from rag_model.embedders import OnnxEmbedder, SentenceTransformerEmbedder
 from rag_model.errors import ConfigError, EmbedderError, IntegrityError
+from rag_model.minilm import ONNX_EMBEDDER_FILES, bundled_minilm_dir
 from rag_model.onnx_export import exported_minilm_dir
 from rag_model.packaging.log import log_rag_model, pinned_requirements
 from rag_model.packaging.registry import register_version

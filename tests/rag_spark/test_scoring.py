@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from evaluation.dataset import load_eval_set
 from evaluation.runner import evaluate
 from experiments.cli import cli
-from experiments.reporting import REPORT_DIR
+from experiments.version_report import REPORT_DIR
 from rag_model.errors import QueryError
 from rag_model.packaging.loading import load_pipeline
 from rag_model.packaging.registry import register_version

@@ -11,6 +11,7 @@ from rag_model.adapters.langchain import RagModelRetriever
 from rag_model.adapters.llama_index import RagModelLlamaRetriever
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
+from rag_model.packaging.loading import load_pipeline
 from rag_model.packaging.log import log_rag_model
 from rag_model.pipeline import RagPipeline
 from tests.conftest import SAMPLE_CORPUS
@@ -54,14 +55,14 @@ def test_filters_pass_through(pipeline: RagPipeline) -> None:
 
 
 @pytest.mark.integration
-def test_both_load_from_a_model_uri(tracking_store: str, tmp_path: Path) -> None:
+def test_both_wrap_a_pipeline_loaded_from_a_model_uri(tracking_store: str, tmp_path: Path) -> None:
     config = RagConfig.from_dict(
         {"embedding": {"model": "hash-embedder"}, "generation": {"generator": "echo"}}
     )
     built = build_snapshot(config, SAMPLE_CORPUS, tmp_path / "snapshot")
     with mlflow.start_run():
         uri = log_rag_model(config, built.snapshot_dir).model_uri
-    lang = RagModelRetriever.from_model_uri(uri, k=2).invoke(QUESTION)
-    llama = RagModelLlamaRetriever.from_model_uri(uri, k=2).retrieve(QUESTION)
+    lang = RagModelRetriever(pipeline=load_pipeline(uri), k=2).invoke(QUESTION)
+    llama = RagModelLlamaRetriever(load_pipeline(uri), k=2).retrieve(QUESTION)
     assert [d.id for d in lang] == [n.node.node_id for n in llama]
     assert len(lang) == 2

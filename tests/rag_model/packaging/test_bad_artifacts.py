@@ -26,9 +26,10 @@ from mlflow.exceptions import MlflowException
 from rag_model import __version__
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
-from rag_model.embedders import MINILM_WEIGHTS_SHA256, copy_embedder_files
+from rag_model.embedders import copy_embedder_files
 from rag_model.errors import EmbedderError, IntegrityError, ModelError
 from rag_model.manifest import MANIFEST_NAME, SELF_DIGEST, config_digest, write_manifest
+from rag_model.minilm import MINILM_WEIGHTS_SHA256
 from rag_model.packaging.log import log_rag_model
 from rag_model.packaging.version_files import check_embedder_files
 from serving.model_holder import load_served_model

@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 from experiments.cli import cli
-from experiments.main import build_and_log
+from experiments.runs import build_and_log
 from rag_model.build import build_snapshot
 from rag_model.chroma_server import collection_digest, connect
 from rag_model.config import RagConfig

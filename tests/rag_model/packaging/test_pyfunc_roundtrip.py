@@ -15,6 +15,7 @@ import pytest
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.errors import IntegrityError
+from rag_model.offline import OFFLINE_DEFAULTS
 from rag_model.packaging.log import log_rag_model
 from tests.conftest import PROJECT, SAMPLE_CORPUS, RegisteredModel
 
@@ -88,11 +89,13 @@ def test_registered_model_loads_in_a_fresh_offline_process(minilm_model: Registe
         "m = mlflow.pyfunc.load_model('models:/rag-model@production')\n"
         "rows = m.predict(pd.DataFrame({'question': ['Who was the duke in the battle of "
         "Hastings?']}), params={'k': 3})\n"
+        "import os; assert os.environ['HF_HUB_OFFLINE'] == '1'  # set by the model's code\n"
         "print(json.dumps(rows))\n"
     )
-    # any attempt to reach the network goes to a closed local port and fails
+    # any attempt to reach the network goes to a closed local port and fails; the offline
+    # switches are left out: loading the model must set them itself
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in OFFLINE_DEFAULTS},
         "MLFLOW_TRACKING_URI": minilm_model.tracking_uri,
         "HTTP_PROXY": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",

@@ -28,9 +28,9 @@ def build_report_index(model_name: str, out: Path) -> tuple[Path, int]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from evaluation.index_page import IndexEntry, render_index
-    from evaluation.report_data import comparable_metrics
-    from experiments.reporting import REPORT_DIR
+    from evaluation.report.data import comparable_metrics
+    from evaluation.report.index_page import IndexEntry, render_index
+    from experiments.version_report import REPORT_DIR
     from rag_model.gate import Evaluation
     from rag_model.packaging.registry import RegistryError
 

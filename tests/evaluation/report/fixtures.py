@@ -7,7 +7,7 @@ import math
 import random
 from html.parser import HTMLParser
 
-from evaluation.report_data import (
+from evaluation.report.data import (
     Baseline,
     QuestionRow,
     ReportData,

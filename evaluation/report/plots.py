@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from evaluation.metrics import latency_percentiles
-from evaluation.report_data import VersionPoint
-from evaluation.report_format import version_sort_key
+from evaluation.report.data import VersionPoint
+from evaluation.report.format import version_sort_key
 
 SIZE = (6.4, 3.6)  # inches; 768 x 432 px at DPI, shown two to a row in a 1280 px page
 DPI = 120

@@ -7,9 +7,8 @@ backslash-escaped, so it can neither break a table nor be read as HTML by a rend
 
 from __future__ import annotations
 
-from evaluation.html_report import MAX_WORST, excerpt
-from evaluation.report_data import QuestionRow, ReportData
-from evaluation.report_format import (
+from evaluation.report.data import QuestionRow, ReportData
+from evaluation.report.format import (
     baseline_heading,
     config_summary,
     delta_class,
@@ -17,6 +16,7 @@ from evaluation.report_format import (
     format_value,
     short_digest,
 )
+from evaluation.report.html import MAX_WORST, excerpt
 
 CELL_CHARS = 160
 DELTA_WORDS = {"better": " better", "worse": " worse", "same": ""}

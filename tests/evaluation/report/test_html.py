@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import plots
-from evaluation.html_report import excerpt, render_html
-from evaluation.markdown_report import render_markdown
-from evaluation.report_data import ReportData, VersionPoint
-from evaluation.report_format import delta_class, format_delta, format_value
-from tests.evaluation.report_fixtures import XSS, embedded_images, sample_report, table_rows
+from evaluation.report import plots
+from evaluation.report.data import ReportData, VersionPoint
+from evaluation.report.format import delta_class, format_delta, format_value
+from evaluation.report.html import excerpt, render_html
+from evaluation.report.markdown import render_markdown
+from tests.evaluation.report.fixtures import XSS, embedded_images, sample_report, table_rows
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOT_IDS = {"plot-trend", "plot-recall", "plot-latency"}

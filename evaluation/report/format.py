@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from evaluation.report_data import LOWER_IS_BETTER, headline_names, is_improvement
+from evaluation.report.data import LOWER_IS_BETTER, headline_names, is_improvement
 
 NOT_AVAILABLE = "n/a"
 DECIMALS = 4

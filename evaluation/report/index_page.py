@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from evaluation import plots
-from evaluation.html_report import template_environment
-from evaluation.report_data import VersionPoint
-from evaluation.report_format import (
+from evaluation.report import plots
+from evaluation.report.data import VersionPoint
+from evaluation.report.format import (
     format_value,
     headline_names,
     png_data_uri,
@@ -22,6 +21,7 @@ from evaluation.report_format import (
     trend_metrics,
     version_sort_key,
 )
+from evaluation.report.html import template_environment
 
 
 @dataclass(frozen=True)

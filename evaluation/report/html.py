@@ -14,9 +14,9 @@ from typing import Any
 
 import jinja2
 
-from evaluation import plots
-from evaluation.report_data import QuestionRow, ReportData, RetrievedSource
-from evaluation.report_format import (
+from evaluation.report import plots
+from evaluation.report.data import QuestionRow, ReportData, RetrievedSource
+from evaluation.report.format import (
     baseline_heading,
     config_summary,
     delta_class,
@@ -35,7 +35,7 @@ DATASET_FIELDS = ("name", "source", "digest", "questions")
 def template_environment() -> jinja2.Environment:
     """The Jinja2 environment for the report templates (autoescape on, undefined names fail)."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("evaluation", "templates"),
+        loader=jinja2.PackageLoader("evaluation.report", "templates"),
         autoescape=True,  # every template is HTML and every value may be untrusted text
         undefined=jinja2.StrictUndefined,  # a misspelt name fails the render, not blanks a cell
         trim_blocks=True,

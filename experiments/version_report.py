@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from evaluation.dataset import EvalSet
-from evaluation.report_data import (
+from evaluation.report.data import (
     Baseline,
     QuestionRow,
     ReportData,
@@ -137,8 +137,8 @@ def _question_row(row: dict[str, Any]) -> QuestionRow:
 
 def write_report_files(data: ReportData, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     """``report.html``, ``report.md``, ``metrics.json`` and ``questions.jsonl`` into ``out``."""
-    from evaluation.html_report import render_html
-    from evaluation.markdown_report import render_markdown
+    from evaluation.report.html import render_html
+    from evaluation.report.markdown import render_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     files = {

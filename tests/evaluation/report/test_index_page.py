@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from evaluation.index_page import IndexEntry, render_index
-from tests.evaluation.report_fixtures import embedded_images, table_rows
+from evaluation.report.index_page import IndexEntry, render_index
+from tests.evaluation.report.fixtures import embedded_images, table_rows
 
 SAMPLE_DIGEST = "3f2a9c81d4e5b6a70000ffff"
 

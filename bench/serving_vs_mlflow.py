@@ -25,8 +25,8 @@ measured, then driven by closed-loop clients (``bench/loadgen.py``) at each ``--
 level for ``--seconds``, all with the same sequence of unique SQuAD questions about those
 paragraphs; the RSS of its whole process tree is read after the last level. Prints the
 medians per server and level, start and memory, the in-process ceiling (single-thread
-``pipeline.answer`` questions/s x cores) and the ratios against the targets of issue 14
-(the tables: ``bench/serving_report.py``).
+``pipeline.answer`` questions/s x cores, timed once before each round of runs) and the
+ratios against the targets of issue 14 (the tables: ``bench/serving_report.py``).
 """
 
 from __future__ import annotations
@@ -213,31 +213,33 @@ def register_product(config: Any, snapshot: Path) -> str:
     return f"models:/{PRODUCT_NAME}@{PRODUCTION}"
 
 
-def in_process_ceiling(uri: str, questions: Iterator[str], seconds: float) -> Ceiling:
-    """Single-thread ``pipeline.answer`` questions/s of the served version, x the cores."""
+def single_thread_pipeline(uri: str) -> Any:
+    """The served version's pipeline, loaded in this process with one encoder thread."""
     import mlflow.pyfunc
 
     saved = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the ONNX session reads it when it is created
     try:
-        model = mlflow.pyfunc.load_model(uri)
-        pipeline = model.unwrap_python_model().pipeline
+        pipeline = mlflow.pyfunc.load_model(uri).unwrap_python_model().pipeline
         pipeline.warm_up()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
         pipeline.answer("What is this warm-up question about?")
-        answered, started = 0, time.perf_counter()
-        while answered < 20 or time.perf_counter() - started < seconds:
-            pipeline.answer(next(questions))
-            answered += 1
-        elapsed = time.perf_counter() - started
-        pipeline.index.close()
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = saved
-    return Ceiling(answered, elapsed, os.cpu_count() or 1)
+    return pipeline
+
+
+def time_answers(pipeline: Any, questions: Iterator[str], seconds: float) -> Ceiling:
+    """``pipeline.answer`` one question after another for ``seconds`` (20 questions at least)."""
+    answered, started = 0, time.perf_counter()
+    while answered < 20 or time.perf_counter() - started < seconds:
+        pipeline.answer(next(questions))
+        answered += 1
+    return Ceiling(answered, time.perf_counter() - started, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------- servers
@@ -461,10 +463,11 @@ def main(
     if "c" in chosen:
         uris["c"] = register_seed_model(seed_build, SEED_NAME)
 
-    in_process = None
+    pipeline = None
     if ceiling and "a" in chosen:
-        say("timing pipeline.answer in process (one thread) ...")
-        in_process = in_process_ceiling(uris["a"], question_stream(measured), options["seconds"])
+        say("loading the default-config version in process (one thread) ...")
+        pipeline = single_thread_pipeline(uris["a"])
+    ceiling_questions = question_stream(measured)  # on, not again: a repeat would be cached
 
     env = {key: value for key, value in shell_env.items() if key not in THREAD_VARIABLES}
     env.update(
@@ -481,10 +484,15 @@ def main(
     servers = {key: make_server(key, uris[key], workers, env) for key in chosen}
     order = run_order(chosen, options["repeats"])
     estimate = estimate_seconds(len(order), levels, options["seconds"], warm_up_seconds)
+    estimate += options["repeats"] * options["seconds"] if pipeline is not None else 0
     say(f"{len(order)} server runs, about {estimate / 60:.0f} min; logs in {work}")
     warm_up = question_stream(corpus.questions[-WARM_UP_QUESTIONS:])
-    trials = []
+    trials, ceilings = [], []
     for number, (repeat, key) in enumerate(order, 1):
+        if pipeline is not None and (number == 1 or order[number - 2][0] != repeat):
+            # once per round, next to the servers it is compared with (the load drifts)
+            ceilings.append(time_answers(pipeline, ceiling_questions, options["seconds"]))
+            say(f"in process, one thread: {ceilings[-1].per_thread:.1f} questions/s")
         say(f"run {number}/{len(order)}: {SERVERS[key]} ...")
         trial = run_trial(
             servers[key],
@@ -519,7 +527,9 @@ def main(
         *machine_lines(settings, load_at_start),
         *notes,
     ]
-    click.echo(report(trials, levels, in_process, header))
+    if pipeline is not None:
+        pipeline.index.close()
+    click.echo(report(trials, levels, ceilings, header))
 
 
 if __name__ == "__main__":

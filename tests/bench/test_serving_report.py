@@ -98,7 +98,8 @@ def test_checks_skip_what_the_run_did_not_measure() -> None:
 
 
 def test_report_prints_the_tables_with_verdicts() -> None:
-    text = report(fake_trials(), LEVELS, Ceiling(questions=80, seconds=1.0, cores=2), ["head"])
+    ceilings = [Ceiling(90, 1.0, 2), Ceiling(80, 1.0, 2), Ceiling(70, 1.0, 2)]
+    text = report(fake_trials(), LEVELS, ceilings, ["head"])
     lines = text.splitlines()
     assert lines[0] == "head"
     ours = "| (a) ours, default config, gunicorn | 16 | 140.0 | 126.0-154.0 | 25.0 | 50.0 | 0 |"
@@ -110,7 +111,8 @@ def test_report_prints_the_tables_with_verdicts() -> None:
     assert "| (a) start to first answer | - | 4.00 s | <= 4.00 s | pass |" in lines
     assert "| errors, all servers and runs | all | 0 | <= 0 | pass |" in lines
     assert any(line.startswith("In-process ceiling: single-thread") for line in lines)
-    assert "80.0 questions/s" in text and "= 160.0 questions/s" in text
+    assert "80.0 questions/s (median of 3, one before each round of runs: 90.0, 80.0, 70.0)" in text
+    assert "x 2 cores = 160.0 questions/s" in text
     runs = [line for line in lines if line.startswith("| ") and line.endswith(" | 1.50 | 0.10 |")]
     assert [line.split(" | ")[1] for line in runs] == list("abccbaabc")
 
@@ -121,7 +123,7 @@ def test_report_names_the_errors_it_counted() -> None:
         0,
         levels={4: Level(rate=1, p50=1, p99=1, errors=2, error_kinds={"HTTP 503": 2})},
     )
-    text = report([failing], [4], None)
+    text = report([failing], [4])
     assert "2 errors {'HTTP 503': 2}" in text
     assert "| errors, all servers and runs | all | 2 | <= 0 | **miss** |" in text
 

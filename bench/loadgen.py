@@ -134,6 +134,32 @@ def wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float =
     raise TimeoutError(f"port {port}{path} not ready in {timeout} s")
 
 
+def wait_first_answer(
+    port: int,
+    path: str,
+    body: dict[str, Any],
+    process: subprocess.Popen,
+    started: float,
+    timeout: float = 300,
+) -> float:
+    """Seconds from ``started`` to the first 200 answer to POST ``body``.
+
+    ``started`` is a ``perf_counter`` taken just before the process was started; the process
+    must stay alive meanwhile.
+    """
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}")
+        try:
+            status = post(port, path, body, timeout=max(1.0, timeout))[0]
+        except (OSError, ValueError, http.client.HTTPException):
+            status = 0
+        if status == 200:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port}{path} gave no answer in {timeout} s")
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants (from /proc)."""
     children: dict[int, list[int]] = {}

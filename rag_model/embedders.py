@@ -132,8 +132,8 @@ class SentenceTransformerEmbedder(_MiniLMEmbedder):
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderError(
-                f"the MiniLM embedder needs sentence-transformers and torch ({exc}); "
-                "run 'pip install torch==2.13.0 sentence-transformers==6.2.0'"
+                f"the MiniLM embedder needs sentence-transformers and torch ({exc}); install "
+                "the torch extra: 'pip install torch==2.13.0' then 'pip install rag-model[torch]'"
             ) from exc
         if self.threads:
             torch.set_num_threads(self.threads)

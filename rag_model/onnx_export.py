@@ -45,8 +45,8 @@ def export_minilm_onnx(model_dir: Path, destination: Path, quantize: bool = Fals
         from transformers import AutoModel
     except ImportError as exc:
         raise EmbedderError(
-            f"exporting MiniLM to ONNX needs torch, transformers and onnx ({exc}); "
-            "run 'pip install torch==2.13.0 transformers onnx==1.23.2'"
+            f"exporting MiniLM to ONNX needs torch, transformers and onnx ({exc}); install "
+            "the torch extra: 'pip install torch==2.13.0' then 'pip install rag-model[torch]'"
         ) from exc
 
     class _Keywords(torch.nn.Module):

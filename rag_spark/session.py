@@ -39,7 +39,7 @@ def spark_session(
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise SparkSetupError(
-            f"Spark jobs need pyspark ({exc}); run 'pip install pyspark==4.3.0'"
+            f"Spark jobs need pyspark ({exc}); run 'pip install rag-model[spark]'"
         ) from None
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         raise SparkSetupError(

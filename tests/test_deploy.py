@@ -82,6 +82,17 @@ def test_the_container_runs_the_dockerfile_cmd_and_the_tests_command(
     assert "args" not in container
 
 
+def test_the_image_installs_the_serve_extra_with_the_locked_versions_and_no_torch() -> None:
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+    runs = [line for line in dockerfile.splitlines() if line.startswith("RUN ")]
+    installs = [line for line in runs if "pip install" in line]
+    # one install: the core plus serving's extra, pinned by the lock; nothing else on top
+    assert len(installs) == 1
+    assert 'pip install -c requirements-lock.txt ".[serve]"' in installs[0]
+    assert "torch" not in " ".join(runs)
+    assert "-r requirements-lock.txt" not in dockerfile  # the lock holds every extra
+
+
 def configured_settings(k8s: dict[str, dict[str, Any]], container: dict[str, Any]) -> Settings:
     """The Settings a pod starts with: the ConfigMap, then the container's own env values."""
     env = dict(k8s["ConfigMap"]["data"])

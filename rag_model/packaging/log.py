@@ -12,7 +12,7 @@ import mlflow
 from mlflow.models.model import ModelInfo
 
 import rag_model
-from rag_model.config import RagConfig
+from rag_model.config import HASH_MODEL_ID, RagConfig
 from rag_model.embedders import copy_embedder_files
 from rag_model.index import ChromaIndex
 from rag_model.manifest import FORMAT_VERSION, amend_manifest, config_digest, write_manifest
@@ -47,10 +47,26 @@ TORCH_DISTRIBUTIONS = ("sentence-transformers", "torch", "transformers")
 
 def pinned_requirements(config: RagConfig | None = None) -> list[str]:
     """``name==version`` for each runtime dependency of ``config``, read from this environment."""
-    skip = TORCH_DISTRIBUTIONS if config and config.embedding.backend != "torch" else ()
+    # the onnx backends and the hash fake run without torch: such a model need not pin it, and
+    # an install without the torch extra (rag-model's core) can log it
+    torchless = config and (
+        config.embedding.backend != "torch" or config.embedding.model == HASH_MODEL_ID
+    )
+    skip = TORCH_DISTRIBUTIONS if torchless else ()
     return [
-        f"{name}=={metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS if name not in skip
+        f"{name}=={_installed_version(name)}" for name in RUNTIME_DISTRIBUTIONS if name not in skip
     ]
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        if name != "mlflow":
+            raise
+        # the core installs mlflow-skinny (same version, same client API); the model still
+        # pins the full mlflow so that `mlflow models serve` can run it
+        return metadata.version("mlflow-skinny")
 
 
 def log_rag_model(

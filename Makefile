@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint fmt clean
+.PHONY: install demo test test-unit test-docs docs lint fmt clean
 
 $(VENV)/.installed: pyproject.toml requirements-lock.txt
 	python3 -m venv $(VENV)
@@ -25,6 +25,13 @@ test: install
 
 test-unit: install
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+test-docs: install
+	$(PY) -m pytest -m docs tests/docs $(PYTEST_ARGS)
+
+# docs/cli.md from the click commands and MLproject (a test fails when it is stale)
+docs: install
+	$(PY) -m experiments.cli_docs
 
 lint: install
 	$(PY) -m ruff check rag_model serving evaluation experiments rag_spark tests bench

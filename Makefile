@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit check-extras lint fmt clean
+.PHONY: install demo test test-unit check-extras test-docs docs lint fmt clean
 
 $(VENV)/.installed: pyproject.toml requirements-lock.txt
 	python3 -m venv $(VENV)
@@ -31,6 +31,13 @@ test-unit: install
 # (scripts/extras_smoke.py); needs no .venv, only python3 and pip's cache
 check-extras:
 	bash scripts/check_extras.sh
+
+test-docs: install
+	$(PY) -m pytest -m docs tests/docs $(PYTEST_ARGS)
+
+# docs/cli.md from the click commands and MLproject (a test fails when it is stale)
+docs: install
+	$(PY) -m experiments.cli_docs
 
 lint: install
 	$(PY) -m ruff check rag_model serving evaluation experiments rag_spark tests bench

@@ -5,16 +5,17 @@ from __future__ import annotations
 import click
 
 from experiments.options import DEFAULT_DATA, config_options, engine_option, load_config
-from experiments.params import model_name_option
+from experiments.params import model_name_option, option
 from experiments.runs import build_and_log, failures_logged
 
 
 @click.command("build_index")
+# a plain option: an empty data path is refused, not defaulted
 @click.option("--data-path", default=DEFAULT_DATA, show_default=True, help="Documents to index.")
 @config_options
 @engine_option
 @model_name_option
-@click.option(
+@option(
     "--register/--no-register",
     default=True,
     show_default=True,

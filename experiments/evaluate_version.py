@@ -7,8 +7,9 @@ import click
 from evaluation.dataset import EvalSet
 from evaluation.runner import Judge
 from experiments.options import eval_options, load_eval, make_judge, predict_with_option
-from experiments.params import model_name_option
+from experiments.params import model_name_option, option
 from experiments.runs import failures_logged, print_metrics
+from rag_model.packaging.registry import CANDIDATE
 
 
 def evaluate_version(
@@ -69,7 +70,7 @@ def evaluate_version(
 
 @click.command("evaluate")
 @model_name_option
-@click.option("--version", default="candidate", show_default=True, help="Version number or alias.")
+@option("--version", default=CANDIDATE, show_default=True, help="Version number or alias.")
 @eval_options
 @predict_with_option
 def evaluate(

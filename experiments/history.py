@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from experiments.params import alias_option, model_name_option
+from experiments.params import alias_option, model_name_option, option
 
 
 @click.command("history")
@@ -37,8 +37,8 @@ def history(model_name: str, alias: str) -> None:
 @click.command("rollback")
 @model_name_option
 @alias_option
-@click.option("--reason", default="", help="Why; recorded with the decision.")
-@click.option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
+@option("--reason", default="", help="Why; recorded with the decision.")
+@option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
 def rollback(model_name: str, alias: str, reason: str, actor: str) -> None:
     """Point @production back at the version that held it before the current one."""
     from experiments.errors import friendly_errors

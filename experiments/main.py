@@ -20,6 +20,7 @@ from experiments.options import (
 from experiments.params import DEFAULT_MODEL_NAME, model_name_option
 from experiments.runs import build_and_log, failures_logged, print_metrics
 from rag_model.config import RagConfig
+from rag_model.packaging.registry import CANDIDATE
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def run_main(
 
     from experiments.evaluation_run import publish_evaluation, run_evaluation
     from rag_model.packaging.loading import load_pipeline
-    from rag_model.packaging.registry import CANDIDATE, register_version, set_alias
+    from rag_model.packaging.registry import register_version, set_alias
 
     with mlflow.start_run() as run, failures_logged():
         run_id = run.info.run_id
@@ -72,7 +73,7 @@ def run_main(
 
 
 @click.command("main")
-@click.option(
+@click.option(  # a plain option: an empty data path is refused, not defaulted
     "--data-path",
     default=DEFAULT_DATA,
     show_default=True,
@@ -105,7 +106,7 @@ def main(
         judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
         result = run_main(config, data_path, eval_set, model_name, judge)
     click.echo(
-        f"registered {result.model_name} version {result.version} as @candidate "
+        f"registered {result.model_name} version {result.version} as @{CANDIDATE} "
         f"(run {result.run_id})"
     )
     print_metrics(result.metrics)

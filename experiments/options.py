@@ -7,38 +7,34 @@ from typing import Any
 
 import click
 
-from experiments.params import OptionalInt, config_overrides
+from experiments.params import OptionalInt, config_overrides, option
 from rag_model.config import HASH_MODEL_ID, RagConfig
 
 DEFAULT_DATA = "data/sample/corpus.jsonl"
 DEFAULT_EVAL = "data/sample/eval.jsonl"
 
 _CONFIG_OPTIONS = [
-    click.option("--config", "config_path", default="", help="YAML file of config overrides."),
-    click.option(
-        "--chunk-size", type=OptionalInt(1), default="", help="Override chunking.chunk_size."
-    ),
-    click.option(
+    option("--config", "config_path", default="", help="YAML file of config overrides."),
+    option("--chunk-size", type=OptionalInt(1), default="", help="Override chunking.chunk_size."),
+    option(
         "--chunk-overlap", type=OptionalInt(0), default="", help="Override chunking.chunk_overlap."
     ),
-    click.option("--k", type=OptionalInt(1), default="", help="Override retrieval.k."),
-    click.option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run."),
+    option("--k", type=OptionalInt(1), default="", help="Override retrieval.k."),
+    option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run."),
 ]
 
 _EVAL_OPTIONS = [
-    click.option(
+    click.option(  # a plain option: an empty eval path is refused, not defaulted
         "--eval-path",
         default=DEFAULT_EVAL,
         show_default=True,
         help="Eval set: .jsonl, SQuAD .json, or a BEIR folder (queries.jsonl + qrels/).",
     ),
-    click.option("--split", default="test", show_default=True, help="BEIR qrels split."),
-    click.option(
-        "--max-questions", type=OptionalInt(1), default="", help="Evaluate the first N only."
-    ),
-    click.option("--judge-base-url", default="", help="OpenAI-compatible URL of an LLM judge."),
-    click.option("--judge-model", default="", help="The judge's model name."),
-    click.option(
+    option("--split", default="test", show_default=True, help="BEIR qrels split."),
+    option("--max-questions", type=OptionalInt(1), default="", help="Evaluate the first N only."),
+    option("--judge-base-url", default="", help="OpenAI-compatible URL of an LLM judge."),
+    option("--judge-model", default="", help="The judge's model name."),
+    option(
         "--judge-api-key-env",
         default="OPENAI_API_KEY",
         show_default=True,
@@ -50,14 +46,14 @@ _EVAL_OPTIONS = [
 # where the work runs: in this process, or on Spark (rag_spark; master from RAG_SPARK_MASTER,
 # default local[2])
 ENGINES = ("local", "spark")
-engine_option = click.option(
+engine_option = option(
     "--engine",
     type=click.Choice(ENGINES),
     default="local",
     show_default=True,
     help="Chunk and embed in this process, or on Spark (master: $RAG_SPARK_MASTER or local[2]).",
 )
-predict_with_option = click.option(
+predict_with_option = option(
     "--predict-with",
     type=click.Choice(ENGINES),
     default="local",
@@ -70,8 +66,8 @@ predict_with_option = click.option(
 
 def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
     def decorate(function: Any) -> Any:
-        for option in reversed(options):
-            function = option(function)
+        for decorator in reversed(options):
+            function = decorator(function)
         return function
 
     return decorate

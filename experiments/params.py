@@ -1,22 +1,50 @@
-"""Click parameter types for MLproject params, which MLflow passes through unvalidated."""
+"""Click parameter types for MLproject params, which MLflow passes through unvalidated.
+
+Every MLproject parameter is passed to its command as ``--option {param}``, and an MLproject
+default of ``""`` means "the command's own default": options declared with :func:`option`
+read an empty value as not given, so the defaults live in the click options (and, for the
+pipeline, in ``RagConfig``) and nowhere else.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from rag_model.packaging.registry import PRODUCTION
+
 DEFAULT_MODEL_NAME = "rag-model"
 
+
+class EmptyMeansDefault(click.Option):
+    """An option whose empty value (``--split ""``) counts as not given.
+
+    Then its environment variable, else its default applies, exactly as when it is left out:
+    MLproject can pass every parameter without restating (or contradicting) a default.
+    """
+
+    def consume_value(self, ctx: click.Context, opts: Mapping[str, Any]) -> tuple[Any, Any]:
+        given = opts.get(self.name) if self.name else None
+        if isinstance(given, str) and not given.strip():
+            opts = {name: value for name, value in opts.items() if name != self.name}
+        return super().consume_value(ctx, opts)
+
+
+# use this instead of click.option in the entry points
+option = functools.partial(click.option, cls=EmptyMeansDefault)
+
 # declared once, used by every command that names a registered model or an alias
-model_name_option = click.option(
+model_name_option = option(
     "--model-name",
     default=DEFAULT_MODEL_NAME,
     show_default=True,
     envvar="RAG_MODEL_NAME",
     help="Registered model name.",
 )
-alias_option = click.option("--alias", default="production", show_default=True, help="Alias.")
+alias_option = option("--alias", default=PRODUCTION, show_default=True, help="Alias.")
 
 
 class OptionalInt(click.ParamType):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from experiments.params import OptionalFloat, alias_option, model_name_option
+from experiments.params import OptionalFloat, alias_option, model_name_option, option
+from rag_model.packaging.registry import CANDIDATE, PRODUCTION
 
 REFUSED_EXIT_CODE = 3
 
@@ -19,33 +20,33 @@ class Refused(click.ClickException):
 
 @click.command("promote")
 @model_name_option
-@click.option(
-    "--version", default="candidate", show_default=True, help="Version number or alias to promote."
+@option(
+    "--version", default=CANDIDATE, show_default=True, help="Version number or alias to promote."
 )
 @alias_option
-@click.option("--primary-metric", default="", help="Gate metric (higher is better) [hit_rate].")
-@click.option(
+@option("--primary-metric", default="", help="Gate metric (higher is better) [hit_rate].")
+@option(
     "--tolerance",
     type=OptionalFloat(),
     default="",
     help="Allowed drop of the primary metric [0.01].",
 )
-@click.option(
+@option(
     "--max-latency-regression",
     type=OptionalFloat(),
     default="",
     help="Allowed relative growth of p95 latency [0.25].",
 )
-@click.option("--force", is_flag=True, help="Override a refusal (needs --reason; recorded).")
-@click.option(
+@option("--force", is_flag=True, help="Override a refusal (needs --reason; recorded).")
+@option(
     "--force-if",
     type=click.BOOL,
     default=False,
     hidden=True,
     help="--force as a true/false value, for MLproject params.",
 )
-@click.option("--reason", default="", help="Why; recorded with the decision.")
-@click.option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
+@option("--reason", default="", help="Why; recorded with the decision.")
+@option("--actor", default="", envvar="RAG_ACTOR", help="Who decides [login name].")
 def promote(
     model_name: str,
     version: str,
@@ -65,7 +66,7 @@ def promote(
     from rag_model.packaging.lifecycle import promote as promote_version
 
     if not alias or alias.isdigit():
-        raise click.BadParameter("must be a name such as 'production'", param_hint="--alias")
+        raise click.BadParameter(f"must be a name such as {PRODUCTION!r}", param_hint="--alias")
     with friendly_errors():
         overrides = {
             "primary_metric": primary_metric,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from experiments.params import model_name_option
+from experiments.params import model_name_option, option
 
 
 def build_report_index(model_name: str, out: Path) -> tuple[Path, int]:
@@ -88,7 +88,7 @@ def _iso(milliseconds: int | None) -> str:
 
 @click.command("report")
 @model_name_option
-@click.option(
+@option(
     "--out",
     default="",
     help="Folder for the site [.rag-model/reports/<model name>].",

@@ -23,6 +23,7 @@ import click
 from evaluation.dataset import EvalSet
 from evaluation.runner import Judge
 from experiments.options import DEFAULT_DATA, eval_options, load_config, load_eval, make_judge
+from experiments.params import option
 from experiments.runs import failures_logged
 from rag_model.config import RagConfig
 from rag_model.errors import ConfigError
@@ -142,7 +143,11 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     with mlflow.start_run() as parent, failures_logged():
         mlflow.log_params({f"sweep.{k}": json.dumps(v) for k, v in grid.__dict__.items()})
-        mlflow.log_params({"data_path": str(data_path), "eval_path": eval_set.source})
+        # the resolved paths are tags: under `mlflow run` the params data_path and eval_path
+        # are MLflow's, logged as given, and may not be logged again with another value
+        mlflow.set_tags(
+            {"rag_model.data_path": str(data_path), "rag_model.eval_path": eval_set.source}
+        )
         corpus = load_documents(data_path)  # read once, checked before any embedding
         check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
         log_dataset(eval_set)
@@ -301,33 +306,60 @@ def _log_summary(
     )
 
 
+# each grid axis: its option, the config field it sets, how a value is read, and its minimum
+AXES = (
+    ("--chunk-strategies", "chunking.strategy", str, None),
+    ("--chunk-sizes", "chunking.chunk_size", int, 1),
+    ("--chunk-overlaps", "chunking.chunk_overlap", int, 0),
+    ("--ks", "retrieval.k", int, 1),
+    ("--retrieval-modes", "retrieval.mode", str, None),
+)
+
+
+def grid_from_options(base: RagConfig, *texts: str) -> Grid:
+    """The grid the five axis options ask for; an empty axis keeps ``base``'s value.
+
+    So ``--config my.yaml`` alone evaluates exactly my.yaml, and ``--ks 2,4`` sweeps k over
+    my.yaml's chunking and mode: only the axes given are swept.
+
+    Raises:
+        click.BadParameter: a value is not a list of the axis' type, or below its minimum.
+    """
+    flat = base.flatten()
+    axes = [
+        parse_list(text, name, cast, minimum) if text.strip() else [flat[field]]
+        for text, (name, field, cast, minimum) in zip(texts, AXES, strict=True)
+    ]
+    return Grid(*axes)
+
+
 @click.command("sweep")
+# a plain option: an empty data path is refused, not defaulted
 @click.option("--data-path", default=DEFAULT_DATA, show_default=True, help="Documents to index.")
 @eval_options
-@click.option("--config", "config_path", default="", help="YAML file: the base configuration.")
-@click.option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run.")
-@click.option(
+@option("--config", "config_path", default="", help="YAML file: the base configuration.")
+@option("--fake", is_flag=True, help="Hash embedder + echo generator: a fast smoke run.")
+@option(
     "--chunk-strategies",
-    default="recursive",
-    show_default=True,
-    help="Comma-separated: recursive,token,sentence.",
+    default="",
+    help="Comma-separated: recursive,token,sentence [the base config's].",
 )
-@click.option("--chunk-sizes", default="800", show_default=True, help="Comma-separated sizes.")
-@click.option("--chunk-overlaps", default="100", show_default=True, help="Comma-separated.")
-@click.option("--ks", default="4", show_default=True, help="Comma-separated retriever k values.")
-@click.option(
+@option("--chunk-sizes", default="", help="Comma-separated sizes [the base config's].")
+@option("--chunk-overlaps", default="", help="Comma-separated overlaps [the base config's].")
+@option("--ks", default="", help="Comma-separated retriever k values [the base config's].")
+@option(
     "--retrieval-modes",
-    default="hybrid",
-    show_default=True,
-    help="Comma-separated: dense,bm25,hybrid.",
+    default="",
+    help="Comma-separated: dense,bm25,hybrid [the base config's].",
 )
-@click.option(
+@option(
     "--cache",
     "cache_path",
     default=DEFAULT_CACHE,
     show_default=True,
-    help="Embedding cache file (SQLite); empty to disable the cache.",
+    help="Embedding cache file (SQLite).",
 )
+@option("--no-cache", is_flag=True, help="Embed every chunk again; keep no cache file.")
 def sweep(
     data_path: str,
     eval_path: str,
@@ -344,22 +376,22 @@ def sweep(
     ks: str,
     retrieval_modes: str,
     cache_path: str,
+    no_cache: bool,
 ) -> None:
-    """Evaluate a grid of configurations as child runs of one parent run."""
+    """Evaluate a grid of configurations as child runs of one parent run.
+
+    Each axis left out keeps the base configuration's value (--config, else the defaults).
+    """
     from experiments.errors import friendly_errors
 
-    grid = Grid(
-        strategies=parse_list(chunk_strategies, "--chunk-strategies"),
-        chunk_sizes=parse_list(chunk_sizes, "--chunk-sizes", int, 1),
-        chunk_overlaps=parse_list(chunk_overlaps, "--chunk-overlaps", int, 0),
-        ks=parse_list(ks, "--ks", int, 1),
-        modes=parse_list(retrieval_modes, "--retrieval-modes"),
-    )
     with friendly_errors():
         base = load_config(config_path, fake)
+        grid = grid_from_options(
+            base, chunk_strategies, chunk_sizes, chunk_overlaps, ks, retrieval_modes
+        )
         eval_set = load_eval(eval_path, split, max_questions)
         judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
-        result = run_sweep(base, grid, data_path, eval_set, cache_path or None, judge)
+        result = run_sweep(base, grid, data_path, eval_set, None if no_cache else cache_path, judge)
     click.echo(
         f"sweep of {len(result.rows)} configurations in {result.seconds:.1f} s "
         f"(parent run {result.parent_run_id}; embedding cache {result.cache_hits} hits, "

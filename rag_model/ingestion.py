@@ -15,10 +15,10 @@ from typing import Any
 
 from rag_model.documents import Document, MetadataValue
 from rag_model.errors import IngestionError
-from rag_model.readers import read_text, reader_for
+from rag_model.readers import READERS, read_text, reader_for
 
 JSONL_SUFFIXES = (".jsonl",)
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".jsonl")
+SUPPORTED_SUFFIXES = (*READERS, *JSONL_SUFFIXES)  # derived: add a type to READERS only
 MAX_FILE_BYTES = 100 * 1024 * 1024
 
 

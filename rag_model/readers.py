@@ -7,6 +7,7 @@ JSONL and BEIR corpora are read by ``ingestion`` (one document per line). Each r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rag_model.documents import Document
@@ -86,12 +87,16 @@ def read_pdf(file: Path, relative: str) -> list[Document]:
     ]
 
 
-def reader_for(suffix: str):  # noqa: ANN201 - Callable[[Path, str], list[Document]] | None
+# Each supported file type (lower-case suffix) and its reader: the one list of what can be read.
+# ``ingestion.SUPPORTED_SUFFIXES`` derives from it (plus JSONL, read line by line there).
+READERS: dict[str, Callable[[Path, str], list[Document]]] = {
+    ".txt": read_plain,
+    ".md": read_plain,
+    **dict.fromkeys(HTML_SUFFIXES, read_html),
+    **dict.fromkeys(PDF_SUFFIXES, read_pdf),
+}
+
+
+def reader_for(suffix: str) -> Callable[[Path, str], list[Document]] | None:
     """The reader of a file type, or None when the type is not supported."""
-    if suffix in (".txt", ".md"):
-        return read_plain
-    if suffix in HTML_SUFFIXES:
-        return read_html
-    if suffix in PDF_SUFFIXES:
-        return read_pdf
-    return None
+    return READERS.get(suffix)

@@ -16,7 +16,7 @@ mlflow run . -e main --env-manager local --experiment-name rag-model \
 
 echo "== 2/4 promote @candidate to @production; index the evaluation reports of every version"
 mlflow run . -e promote --env-manager local --experiment-name rag-model \
-  -P model_name="$RAG_MODEL_NAME" -P version=candidate
+  -P model_name="$RAG_MODEL_NAME"
 rag-model report --model-name "$RAG_MODEL_NAME"
 
 echo "== 3/4 serve models:/$RAG_MODEL_NAME@production with gunicorn on port $PORT"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -14,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 import rag_model
 from rag_model.filters import filter_schemas
 from serving import schemas
+from serving.security import PUBLIC_ENDPOINTS
 from serving.settings import Settings
 
 openapi = Blueprint("openapi", __name__)
@@ -33,42 +35,68 @@ ERRORS = {
     "500": "internal error (logged; only the request id is returned)",
 }
 
-# (path, method, summary, request model, response model, error statuses)
-ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple[str, ...]]] = [
-    (
+
+@dataclass(frozen=True)
+class Route:
+    """One documented operation: the Flask endpoint that serves it and what it takes and gives.
+
+    ``response`` is the pydantic model of a JSON answer, or ``(media type, schema)`` for the
+    routes that answer something else (the playground's HTML, Prometheus text).
+    """
+
+    endpoint: str
+    path: str
+    method: str
+    summary: str
+    request: type[BaseModel] | None
+    response: type[BaseModel] | tuple[str, dict[str, Any]]
+    errors: tuple[str, ...] = ()
+
+
+_BODY_ERRORS = ("400", "413", "415", "422", "429", "502", "503", "504")
+# Every route of the app: tests/serving/test_api_features.py checks this table against
+# app.url_map (path, method and endpoint), so a route added without documenting it, or
+# documented without existing, fails there.
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "api.query",
         "/v1/query",
         "post",
         "Answer one question",
         schemas.QueryRequest,
         schemas.QueryResponse,
-        ("400", "413", "415", "422", "429", "502", "503", "504"),
+        _BODY_ERRORS,
     ),
-    (
+    Route(
+        "api.query_batch",
         "/v1/query/batch",
         "post",
         "Answer several questions",
         schemas.BatchQueryRequest,
         schemas.BatchQueryResponse,
-        ("400", "413", "415", "422", "429", "502", "503", "504"),
+        _BODY_ERRORS,
     ),
-    (
+    Route(
+        "api.invocations",
         "/invocations",
         "post",
         "MLflow scoring protocol",
         schemas.InvocationsRequest,
         schemas.InvocationsResponse,
-        ("400", "413", "415", "422", "429", "502", "503", "504"),
+        _BODY_ERRORS,
     ),
-    (
+    Route(
+        "chat.chat_completions",
         "/v1/chat/completions",
         "post",
         "OpenAI-compatible chat (stream: true for SSE)",
         schemas.ChatCompletionRequest,
         schemas.ChatCompletionResponse,
-        ("400", "404", "413", "415", "422", "429", "502", "503", "504"),
+        ("400", "404", *_BODY_ERRORS[1:]),
     ),
-    ("/health", "get", "Liveness", None, schemas.HealthResponse, ()),
-    (
+    Route("api.health", "/health", "get", "Liveness", None, schemas.HealthResponse),
+    Route(
+        "api.ready",
         "/ready",
         "get",
         "Readiness (503 with details until a model is loaded)",
@@ -76,8 +104,40 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple
         schemas.ReadyResponse,
         ("503",),
     ),
-    ("/version", "get", "The served model version", None, schemas.ModelInfo, ("429", "503")),
-]
+    Route(
+        "api.version",
+        "/version",
+        "get",
+        "The served model version",
+        None,
+        schemas.ModelInfo,
+        ("429", "503"),
+    ),
+    Route(
+        "metrics",
+        "/metrics",
+        "get",
+        "Prometheus metrics, aggregated over the workers",
+        None,
+        ("text/plain", {"type": "string"}),
+    ),
+    Route(
+        "openapi.spec",
+        "/openapi.json",
+        "get",
+        "This document",
+        None,
+        ("application/json", {"type": "object"}),
+    ),
+    Route(
+        "playground.page",
+        "/",
+        "get",
+        "The playground page",
+        None,
+        ("text/html", {"type": "string"}),
+    ),
+)
 
 
 def build_spec(
@@ -91,7 +151,12 @@ def build_spec(
         model_names: the names chat requests may give as ``model`` (the served model's);
             None while no model is loaded: any name (answered 404 or 503).
     """
-    models = {model for route in ROUTES for model in (route[3], route[4]) if model is not None}
+    models = {
+        model
+        for route in ROUTES
+        for model in (route.request, route.response)
+        if isinstance(model, type)
+    }
     models |= {schemas.ErrorResponse, schemas.ChatCompletionChunk}
     _, top = models_json_schema(
         [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
@@ -103,35 +168,37 @@ def build_spec(
     if model_names:
         components["ChatCompletionRequest"]["properties"]["model"]["enum"] = model_names
     paths: dict[str, Any] = {}
-    for path, method, summary, request_model, response_model, errors in ROUTES:
+    for route in ROUTES:
+        media_type, schema = (
+            ("application/json", _ref(route.response))
+            if isinstance(route.response, type)
+            else route.response
+        )
         operation: dict[str, Any] = {
-            "summary": summary,
+            "summary": route.summary,
             "responses": {
-                "200": {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(response_model)}},
-                },
+                "200": {"description": "OK", "content": {media_type: {"schema": schema}}},
                 **{
                     status: {
                         "description": ERRORS[status],
                         "content": {"application/json": {"schema": _ref(schemas.ErrorResponse)}},
                     }
-                    for status in (*errors, "500")
+                    for status in (*route.errors, "500")
                 },
             },
         }
-        if request_model is not None:
+        if route.request is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(request_model)}},
+                "content": {"application/json": {"schema": _ref(route.request)}},
             }
-        if auth and path not in ("/health", "/ready"):
+        if auth and route.endpoint not in PUBLIC_ENDPOINTS:
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = {
                 "description": ERRORS["401"],
                 "content": {"application/json": {"schema": _ref(schemas.ErrorResponse)}},
             }
-        paths[path] = {method: operation}
+        paths.setdefault(route.path, {})[route.method] = operation
     # with stream: true: one schema per event (OpenAPI 3.1 reads an event stream's schema so)
     paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": {

@@ -170,7 +170,7 @@ ROWS: dict[str, Row] = {
         f"the corpus's 178 document id(s) ({sample_ids_hint()}); {OVERLAP_HINT}",
     ),
     "sweep with an eval set of no overlap": lambda f: (
-        ["sweep", "--fake", *DATA, "--eval-path", str(f.eval_other), "--cache", ""],
+        ["sweep", "--fake", *DATA, "--eval-path", str(f.eval_other), "--no-cache"],
         1,
         f"eval set {f.eval_other} shares no document id with the corpus {SAMPLE_CORPUS}: its 4 "
         "relevant id(s) (e.g. 'physics-001', 'physics-002', 'physics-003', ...) match none of "

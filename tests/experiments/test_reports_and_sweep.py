@@ -142,3 +142,39 @@ def test_sweep_refuses_bad_grids_before_any_work(tracking_store: str) -> None:
         assert result.exit_code != 0
         assert message in result.output, result.output
     assert MlflowClient().search_runs([MlflowClient().search_experiments()[0].experiment_id]) == []
+
+
+def test_sweep_keeps_the_base_configs_value_on_every_axis_not_given(
+    tracking_store: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "my.yaml"
+    config.write_text("chunking: {chunk_size: 300, chunk_overlap: 30}\nretrieval: {mode: bm25}\n")
+    args = ["sweep", "--fake", *SAMPLE, "--max-questions", "5", "--no-cache", "--ks", "2,3"]
+    output = run(*args, "--config", str(config))
+    assert "sweep of 2 configurations" in output
+    client = MlflowClient()
+    runs = client.search_runs([client.search_experiments()[0].experiment_id])
+    children = [r.data.params for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(
+        (
+            p["chunking.chunk_size"],
+            p["chunking.chunk_overlap"],
+            p["retrieval.mode"],
+            p["retrieval.k"],
+        )
+        for p in children
+    ) == [("300", "30", "bm25", "2"), ("300", "30", "bm25", "3")]
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.params["sweep.chunk_sizes"] == "[300]"
+    assert parent.data.tags["rag_model.eval_path"] == str(SAMPLE_EVAL.resolve())
+    assert not (tmp_path / ".rag-model").exists()
+
+
+def test_an_empty_sweep_axis_means_the_base_configs_value() -> None:
+    from experiments.sweep import grid_from_options
+    from rag_model.config import RagConfig
+
+    base = RagConfig.from_dict({"chunking": {"chunk_size": 300}, "retrieval": {"k": 7}})
+    grid = grid_from_options(base, "", " ", "", "", "dense,hybrid")
+    assert (grid.strategies, grid.chunk_sizes, grid.ks) == (["recursive"], [300], [7])
+    assert grid.modes == ["dense", "hybrid"]

@@ -87,3 +87,12 @@ def test_the_report_lists_counts_and_every_skipped_file(tmp_path: Path) -> None:
         {"path": "empty.jsonl", "reason": "no records"},
         {"path": "image.png", "reason": "unsupported type .png"},
     ]
+
+
+def test_supported_suffixes_are_the_readers_and_jsonl() -> None:
+    from rag_model.ingestion import JSONL_SUFFIXES, SUPPORTED_SUFFIXES
+    from rag_model.readers import READERS, reader_for
+
+    assert SUPPORTED_SUFFIXES == (*READERS, *JSONL_SUFFIXES)
+    assert all(reader_for(s) for s in SUPPORTED_SUFFIXES if s not in JSONL_SUFFIXES)
+    assert reader_for(".docx") is None

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from rag_model.pipeline import RagPipeline
 from serving import create_app
-from serving.openapi import ROUTES
 from serving.settings import Settings
 from tests.serving.conftest import TEST_SETTINGS, served_model
 
@@ -113,7 +114,7 @@ def test_chat_rejects_bad_requests(client: FlaskClient, body, status, code, mess
 def test_openapi_describes_every_route_with_the_validating_models(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").json
     assert spec["openapi"] == "3.1.0"
-    assert set(spec["paths"]) == {route[0] for route in ROUTES}
+    assert documented_operations(spec) == served_operations(client.application)
     query = spec["paths"]["/v1/query"]["post"]
     assert query["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/QueryRequest"
@@ -123,6 +124,37 @@ def test_openapi_describes_every_route_with_the_validating_models(client: FlaskC
     assert schema["additionalProperties"] is False
     assert {"422", "413", "503"} <= set(query["responses"])
     assert "securitySchemes" not in spec["components"]
+
+
+def served_operations(app: Flask) -> set[tuple[str, str]]:
+    """(OpenAPI path, method) of every rule of the app: Flask's one route registry."""
+    return {
+        (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def documented_operations(spec: dict) -> set[tuple[str, str]]:
+    return {(path, method) for path, operations in spec["paths"].items() for method in operations}
+
+
+def test_openapi_documents_exactly_the_apps_routes_and_which_need_a_key(
+    fake_pipeline: RagPipeline,
+) -> None:
+    client = app_client(fake_pipeline, api_keys="sekret")
+    spec = client.get("/openapi.json").json
+    assert documented_operations(spec) == served_operations(client.application)
+    # the spec's security is what the server does: a GET without a key is 401 iff secured
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method != "get":
+                assert operation["security"] == [{"bearer": []}], path
+                continue
+            status = client.get(path).status_code
+            assert (status == 401) == ("security" in operation), (path, status)
+            assert str(status) in operation["responses"], (path, status)
 
 
 def test_metrics_count_requests_by_route_and_status(client: FlaskClient) -> None:

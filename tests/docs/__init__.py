@@ -1,0 +1,1 @@
+"""Documentation tests: every documented command runs as written, or says why not."""

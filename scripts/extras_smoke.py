@@ -249,7 +249,7 @@ def smoke_eval(work: Path) -> None:
     installed_copy()
     not_installed("torch", "sentence_transformers", "pyspark", "flask", "llama_index")
     from evaluation.answer_metrics import AnswerCase, OfflineAnswerMetrics
-    from evaluation.html_report import template_environment  # noqa: F401 - jinja2 + plots
+    from evaluation.report.html import template_environment  # noqa: F401 - jinja2 + plots
     from evaluation.retrieval_metrics import retrieval_scores
     from rag_model.embedders import HashEmbedder
 

@@ -25,6 +25,15 @@ from rag_model.filters import FilterError, check_filter
 MAX_K = 200
 
 
+class CheckedFilter(dict):
+    """A where clause already checked against the grammar, as ``parse_filter`` returns it.
+
+    Checking costs 0.1-0.3 ms (jsonschema); a request passes its filter through several
+    layers (the server's schema, the answer cache key, the pipeline), and each of them would
+    otherwise check it again.
+    """
+
+
 @dataclass(frozen=True)
 class Query:
     """One resolved question: stripped text, a k within bounds, a checked filter (or None).
@@ -103,6 +112,8 @@ def parse_filter(value: Any, field: str = "filter") -> dict[str, Any] | None:
     """
     if value is None or value == "":
         return None
+    if isinstance(value, CheckedFilter):
+        return value or None
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -119,4 +130,4 @@ def parse_filter(value: Any, field: str = "filter") -> dict[str, Any] | None:
         checked = check_filter(dict(value))
     except FilterError as exc:
         raise QueryError(str(exc), field) from None
-    return checked or None
+    return CheckedFilter(checked) if checked else None

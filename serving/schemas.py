@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from rag_model.filters import FilterError, check_filter
+from rag_model.query import CheckedFilter
 from serving import strict_json
 from serving.errors import ApiError
 
@@ -34,7 +35,7 @@ SCORING_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances"
 
 def _valid_filter(value: dict[str, Any]) -> dict[str, Any]:
     try:
-        return check_filter(value)
+        return CheckedFilter(check_filter(value))  # the pipeline does not check it again
     except FilterError as exc:
         raise PydanticCustomError("invalid_filter", str(exc)) from None
 

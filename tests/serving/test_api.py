@@ -275,3 +275,28 @@ def test_invocations_filter_text_and_object_answer_alike(client: FlaskClient) ->
     assert answers[0] == answers[1]
     sources = answers[0]["predictions"][0]["sources"]
     assert sources and {json.loads(s["metadata"])["title"] for s in sources} == {"Normans"}
+
+
+def test_a_request_filter_is_checked_once(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag_model.query
+    import serving.schemas
+
+    calls: list[object] = []
+
+    def counting(check):  # noqa: ANN001, ANN202
+        def wrapped(value):  # noqa: ANN001, ANN202
+            calls.append(value)
+            return check(value)
+
+        return wrapped
+
+    monkeypatch.setattr(serving.schemas, "check_filter", counting(serving.schemas.check_filter))
+    monkeypatch.setattr(rag_model.query, "check_filter", counting(rag_model.query.check_filter))
+    body = {"question": QUESTION + " (checked once)", "filter": {"title": "Normans"}}
+
+    response = post(client, "/v1/query", body)
+
+    assert response.status_code == 200 and response.json["sources"]
+    assert calls == [{"title": "Normans"}]

@@ -29,6 +29,7 @@ POLL_SECONDS = 0.05
 
 def prepare(uri: str) -> dict[str, Any]:
     """Resolve, download and verify ``uri``; what a worker needs to open it."""
+    # imported here, not at the top: workers import this module and must not load MLflow
     import mlflow.artifacts
 
     from rag_model.packaging.registry import resolve_model_uri

@@ -85,6 +85,26 @@ def check_embedder_files(embedder_dir: Path, config: RagConfig) -> None:
         )
 
 
+def checked_config(
+    index_dir: Path,
+    embedder_dir: Path | None,
+    model_config: Mapping[str, Any] | None,
+    verify: bool = True,
+) -> RagConfig:
+    """The version's config, after the checks that need no Chroma client.
+
+    The config in MLmodel against the digest the index manifest records, then (``verify``)
+    the encoder files and the pinned MiniLM weights.
+    """
+    # the manifest's own digest vouches for the config digest it records: the config is
+    # checked before anything reads it (which index, which encoder)
+    check_model_config(index_dir, read_manifest(index_dir))
+    config = RagConfig.from_dict(model_config)
+    if embedder_dir is not None and verify:
+        check_embedder_files(embedder_dir, config)
+    return config
+
+
 def open_pipeline(
     index_dir: Path,
     embedder_dir: Path | None,
@@ -99,12 +119,7 @@ def open_pipeline(
     Raises:
         IntegrityError, EmbedderError, IndexNotFoundError: a file is missing or altered.
     """
-    # the manifest's own digest vouches for the config digest it records: the config is
-    # checked before anything reads it (which index, which encoder)
-    check_model_config(index_dir, read_manifest(index_dir))
-    config = RagConfig.from_dict(model_config)
-    if embedder_dir is not None and verify:
-        check_embedder_files(embedder_dir, config)
+    config = checked_config(index_dir, embedder_dir, model_config, verify)
     index = open_index(config.index, index_dir, verify=verify)
     return RagPipeline.from_index(config, index, embedder_dir)
 
@@ -134,10 +149,7 @@ def verify_model_dir(model_dir: Path) -> None:
         ModelError, IntegrityError, EmbedderError, IndexNotFoundError: what is wrong, named.
     """
     index_dir, embedder_dir, model_config = artifact_dirs(model_dir)
-    check_model_config(index_dir, read_manifest(index_dir))
-    config = RagConfig.from_dict(model_config)
-    if embedder_dir is not None:
-        check_embedder_files(embedder_dir, config)
+    config = checked_config(index_dir, embedder_dir, model_config)
     if config.index.location == "bundled":  # a server-mode index is checked when opened
         ChromaIndex.open(index_dir)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rag_model.documents import RetrievedChunk
 
@@ -23,10 +24,15 @@ class Generation:
     text: str
     citations: list[str] = field(default_factory=list)
     confidence: float | None = None  # extractive: best sentence similarity to the question
+    # what the ``rag.generate`` span shows beyond the answer (filled only while tracing:
+    # the prompt and token usage of an LLM, the sentences the extractive generator chose)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Generator(ABC):
     """Produces an answer from a question and retrieved chunks."""
+
+    span_type: str = "CHAIN"  # the type of its ``rag.generate`` span (LLM for a model call)
 
     @abstractmethod
     def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:

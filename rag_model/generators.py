@@ -16,6 +16,7 @@ from rag_model.embedders import Embedder
 from rag_model.generation import Generation, Generator
 from rag_model.llm import OpenAIGenerator
 from rag_model.sentences import SentenceVectors, split_sentences
+from rag_model.tracing import content, is_tracing_enabled
 
 NO_ANSWER = "I could not find an answer in the indexed documents."
 
@@ -54,7 +55,22 @@ class ExtractiveGenerator(Generator):
         chosen = sorted((candidates[i] for i in best), key=lambda c: (c[0], c[1]))
         cited = list(dict.fromkeys(contexts[rank].id for rank, _, _ in chosen))
         text = " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in chosen)
-        return Generation(text, cited, confidence=round(float(similarity[best[0]]), 6))
+        details = {}
+        if is_tracing_enabled():
+            index = {(c[0], c[1]): i for i, c in enumerate(candidates)}
+            details = {
+                "chosen_sentences": [
+                    {
+                        "chunk_id": contexts[rank].id,
+                        "sentence": content(sentence),
+                        "similarity": round(float(similarity[index[rank, position]]), 6),
+                    }
+                    for rank, position, sentence in chosen
+                ],
+                "candidates": len(candidates),
+            }
+        confidence = round(float(similarity[best[0]]), 6)
+        return Generation(text, cited, confidence=confidence, details=details)
 
     def _similarities(
         self, question: str, contexts: Sequence[RetrievedChunk], per_chunk: list[list[str]]

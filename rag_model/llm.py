@@ -17,6 +17,7 @@ from rag_model.documents import RetrievedChunk
 from rag_model.errors import GenerationError
 from rag_model.generation import Generation, Generator
 from rag_model.prompts import build_prompt, cited_ids
+from rag_model.tracing import content, is_tracing_enabled
 
 # local servers accept any key; the SDK insists on a non-empty one
 NO_KEY_NEEDED = "not-needed"
@@ -30,6 +31,8 @@ class OpenAIGenerator(Generator):
         >>> OpenAIGenerator(config).generate("Who built it?", chunks).citations
         ['3140cde6...']
     """
+
+    span_type = "LLM"
 
     def __init__(self, config: GenerationConfig) -> None:
         self.config = config
@@ -103,7 +106,15 @@ class OpenAIGenerator(Generator):
                 f"malformed response from {self.config.base_url or 'the OpenAI API'}: "
                 "no choices[0].message.content"
             )
-        return Generation(text.strip(), cited_ids(text, contexts))
+        details: dict[str, Any] = {}
+        if is_tracing_enabled():
+            details = {
+                "model": self.config.model,
+                "prompt": content(build_prompt(question, contexts, self.config.prompt_template)),
+                "completion": content(text),
+                "token_usage": _usage(response),
+            }
+        return Generation(text.strip(), cited_ids(text, contexts), details=details)
 
     def stream(self, question: str, contexts: Sequence[RetrievedChunk]) -> Iterator[str]:
         import openai
@@ -116,3 +127,16 @@ class OpenAIGenerator(Generator):
                     yield piece
         except openai.APIError as exc:  # the stream broke off part way
             raise GenerationError(f"the answer stream failed: {exc}") from None
+
+
+def _usage(response: Any) -> dict[str, int] | None:
+    """The response's token counts (input, output, total), when the server sent them."""
+    usage = getattr(response, "usage", None)
+    counts = {
+        "input_tokens": getattr(usage, "prompt_tokens", None),
+        "output_tokens": getattr(usage, "completion_tokens", None),
+        "total_tokens": getattr(usage, "total_tokens", None),
+    }
+    if not all(isinstance(value, int) for value in counts.values()):
+        return None
+    return counts  # type: ignore[return-value]

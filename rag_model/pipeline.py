@@ -13,10 +13,12 @@ from rag_model.config import RagConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.embedders import CachingEmbedder, Embedder, make_embedder
 from rag_model.errors import IntegrityError
+from rag_model.generation import Generation
 from rag_model.generators import Generator, make_generator
 from rag_model.index import ChromaIndex
 from rag_model.query import Query, check_question
 from rag_model.retrieval import Retriever
+from rag_model.tracing import CHAIN, EMBEDDING, content, is_tracing_enabled, span
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,30 @@ class RagPipeline:
             return []
         options = self.query(questions[0], k, where)  # k and the filter are checked once
         texts, k, where = [check_question(q) for q in questions], options.k, options.filter
+        # one trace per call: a batch shares its encoder call and Chroma query (docs/tracing.md)
+        with span("rag.answer", CHAIN) as root:
+            traced = is_tracing_enabled()
+            if traced:
+                root.set_inputs(_answer_inputs(texts, k, where))
+            answers = self._answer_checked(texts, k, where)
+            if traced:
+                outputs = [_answer_outputs(answer) for answer in answers]
+                root.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
+        return answers
+
+    def _answer_checked(
+        self, texts: list[str], k: int, where: Mapping[str, Any] | None
+    ) -> list[Answer]:
         started = time.perf_counter()
-        vectors = self.embedder.embed(texts) if self.retriever.needs_vector else None
+        if self.retriever.needs_vector:
+            with span("rag.embed_query", EMBEDDING) as embedding:
+                if is_tracing_enabled():
+                    embedding.set_inputs({"texts": [content(text) for text in texts]})
+                vectors = self.embedder.embed(texts)
+                embedding.set_attribute("model", self.config.embedding.model)
+                embedding.set_outputs({"vectors": len(vectors), "dimension": vectors.shape[-1]})
+        else:
+            vectors = None
         embedded = time.perf_counter()
         found = self.retriever.retrieve_many(texts, vectors, k, where)
         retrieved = time.perf_counter()
@@ -159,7 +183,7 @@ class RagPipeline:
         answers = []
         for question, sources in zip(texts, found, strict=True):
             began = time.perf_counter()
-            generation = self.generator.generate(question, sources)
+            generation = self._generate(question, sources)
             generate_ms = (time.perf_counter() - began) * 1000
             answers.append(
                 Answer(
@@ -176,6 +200,28 @@ class RagPipeline:
                 )
             )
         return answers
+
+    def _generate(self, question: str, sources: list[RetrievedChunk]) -> Generation:
+        with span("rag.generate", self.generator.span_type) as generating:
+            if is_tracing_enabled():
+                generating.set_attribute("generator", self.config.generation.generator)
+                generating.set_inputs(
+                    {"question": content(question), "context_ids": [s.id for s in sources]}
+                )
+            generation = self.generator.generate(question, sources)
+            if is_tracing_enabled():
+                details = dict(generation.details)
+                usage = details.pop("token_usage", None)
+                if usage:
+                    generating.set_attribute("token_usage", usage)
+                generating.set_outputs(
+                    {
+                        "answer": content(generation.text),
+                        "citations": list(generation.citations),
+                        **details,
+                    }
+                )
+        return generation
 
     def answer_stream(
         self, question: str, k: int | None = None, where: Mapping[str, Any] | str | None = None
@@ -199,3 +245,22 @@ class RagPipeline:
             QueryError: naming the field that is wrong.
         """
         return Query.resolve(question, k, where, include_sources, default_k=self.config.retrieval.k)
+
+
+def _answer_inputs(texts: list[str], k: int, where: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``rag.answer`` span's inputs (text only with content tracing on)."""
+    asked: dict[str, Any] = (
+        {"question": content(texts[0])}
+        if len(texts) == 1
+        else {"questions": [content(text) for text in texts]}
+    )
+    return {**asked, "k": k, "filter": dict(where) if where else None}
+
+
+def _answer_outputs(answer: Answer) -> dict[str, Any]:
+    """The ``rag.answer`` span's outputs: the answer (or its digest) and the cited chunk ids."""
+    return {
+        "answer": content(answer.answer),
+        "citations": list(answer.citations),
+        "confidence": answer.confidence,
+    }

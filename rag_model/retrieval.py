@@ -17,6 +17,7 @@ from rag_model.config import RetrievalConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.index import ChromaIndex
 from rag_model.lexical import Bm25Index
+from rag_model.tracing import RERANKER, RETRIEVER, content, documents, is_tracing_enabled, span
 
 
 class Retriever:
@@ -60,28 +61,78 @@ class Retriever:
         k: int,
         where: Mapping[str, Any] | None = None,
     ) -> list[list[RetrievedChunk]]:
-        """``retrieve`` for several questions; the dense side is one Chroma query for all."""
+        """``retrieve`` for several questions; the dense side is one Chroma query for all.
+
+        Traced as ``rag.retrieve`` with children ``rag.retrieve.dense`` (the shared Chroma
+        query), ``rag.retrieve.lexical`` and ``rag.retrieve.fuse`` (per question).
+        """
         mode = self.config.mode
         fetch = k if mode == "dense" else max(self.config.fetch_k, k)
+        with span("rag.retrieve", RETRIEVER) as traced:
+            if is_tracing_enabled():
+                asked = [content(question) for question in questions]
+                traced.set_inputs(
+                    {
+                        "query": asked[0] if len(asked) == 1 else asked,
+                        "k": k,
+                        "mode": mode,
+                        "fetch_k": fetch,
+                        "filter": dict(where) if where else None,
+                    }
+                )
+            found = self._retrieve_many(questions, vectors, k, fetch, where)
+            if is_tracing_enabled():
+                outputs = [documents(results) for results in found]
+                traced.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
+        return found
+
+    def _retrieve_many(
+        self,
+        questions: list[str],
+        vectors: np.ndarray | None,
+        k: int,
+        fetch: int,
+        where: Mapping[str, Any] | None,
+    ) -> list[list[RetrievedChunk]]:
+        mode = self.config.mode
         if mode == "bm25":
             dense_lists: list[list[RetrievedChunk]] = [[] for _ in questions]
         else:
             assert vectors is not None
-            dense_lists = self.index.query_many(vectors, fetch, where)
+            with span("rag.retrieve.dense", RETRIEVER, attributes={"fetch_k": fetch}) as dense:
+                dense_lists = self.index.query_many(vectors, fetch, where)
+                if is_tracing_enabled():
+                    outputs = [documents(results) for results in dense_lists]
+                    dense.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
         found = []
-        for question, dense in zip(questions, dense_lists, strict=True):
+        for question, dense_hits in zip(questions, dense_lists, strict=True):
             if mode == "dense":
-                results = [_with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense]
+                results = [
+                    _with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense_hits
+                ]
             elif mode == "bm25":
-                results = self._lexical_chunks(self._lexical_hits(question, k, where))
+                results = self._lexical_chunks(self._traced_lexical(question, k, where))
             else:
-                lexical = self._lexical_hits(question, fetch, where)
-                results = self._fuse(dense, lexical)[:k]
+                lexical = self._traced_lexical(question, fetch, where)
+                with span("rag.retrieve.fuse", RERANKER) as fusing:
+                    fusing.set_attribute("fusion", self.config.fusion)
+                    results = self._fuse(dense_hits, lexical)[:k]
+                    if is_tracing_enabled():
+                        fusing.set_outputs(documents(results))
             threshold = self.config.score_threshold
             if threshold is not None:
                 results = [chunk for chunk in results if chunk.score >= threshold]
             found.append(results)
         return found
+
+    def _traced_lexical(
+        self, question: str, k: int, where: Mapping[str, Any] | None
+    ) -> list[tuple[str, float]]:
+        with span("rag.retrieve.lexical", RETRIEVER, attributes={"fetch_k": k}) as lexical:
+            hits = self._lexical_hits(question, k, where)
+            if is_tracing_enabled():  # BM25 gives ids and scores; the text comes later
+                lexical.set_outputs([{"chunk_id": i, "lexical": round(s, 6)} for i, s in hits])
+        return hits
 
     def _lexical_hits(
         self, question: str, k: int, where: Mapping[str, Any] | None

@@ -8,9 +8,11 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
+from rag_model.packaging.mlflow_tracer import MlflowTracer, pyfunc_tracer
 from rag_model.packaging.rows import predict_rows
 from rag_model.packaging.version_files import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, open_pipeline
 from rag_model.pipeline import RagPipeline
+from rag_model.tracing import use_tracer
 
 
 class RagPyfuncModel(mlflow.pyfunc.PythonModel):
@@ -24,8 +26,10 @@ class RagPyfuncModel(mlflow.pyfunc.PythonModel):
     """
 
     pipeline: RagPipeline | None = None
+    tracer: MlflowTracer | None = None  # RAG_TRACING=true: each predict call is a trace
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.tracer = pyfunc_tracer()
         embedder_dir = context.artifacts.get(ARTIFACT_EMBEDDER)
         self.pipeline = open_pipeline(
             Path(context.artifacts[ARTIFACT_INDEX]),
@@ -41,4 +45,9 @@ class RagPyfuncModel(mlflow.pyfunc.PythonModel):
     ) -> list[dict[str, Any]]:
         """Answer each row's ``question``; params ``k``, ``filter`` (JSON), ``include_sources``."""
         assert self.pipeline is not None, "load_context was not called"
-        return predict_rows(self.pipeline, model_input, params)
+        # a predict call is one trace (rag.answer over its rows) when RAG_TRACING is on; MLflow
+        # does not trace a plain PythonModel's predict itself, so there is no second trace
+        if self.tracer is None:  # mlflow.tracing.disable() still silences an enabled one
+            return predict_rows(self.pipeline, model_input, params)  # the process's own tracer
+        with use_tracer(self.tracer):
+            return predict_rows(self.pipeline, model_input, params)

@@ -22,20 +22,29 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     from serving.api import api
     from serving.chat import chat
     from serving.errors import register_error_handlers
+    from serving.feedback import feedback
     from serving.observability import init_observability, on_model_event
     from serving.openapi import openapi
     from serving.playground import playground
     from serving.security import init_security
+    from serving.tracing import init_tracing
 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    holder = ModelHolder(settings, model=model, on_event=on_model_event)
+    traces = init_tracing(app, settings)
+
+    def on_event(event: str, old: str | None, new: str | None) -> None:
+        on_model_event(event, old, new)
+        if event in ("loaded", "reload"):  # where the new version's traces go, resolved now
+            traces.prepare(holder.model)
+
+    holder = ModelHolder(settings, model=model, on_event=on_event)
     app.extensions["rag_model"] = holder
     app.extensions["rag_settings"] = settings
-    for blueprint in (api, chat, openapi, playground):
+    for blueprint in (api, chat, feedback, openapi, playground):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     init_observability(app, holder)
@@ -43,5 +52,5 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     if model is None:
         holder.start()
     elif model.version:
-        on_model_event("loaded", None, model.version)
+        on_event("loaded", None, model.version)
     return app

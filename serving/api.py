@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from serving.schemas import (
     validate,
 )
 from serving.settings import Settings
+from serving.tracing import trace_cached_answer, traced_request
 
 api = Blueprint("api", __name__)
 
@@ -58,7 +60,8 @@ def served() -> Iterator[ServedModel]:
             )
             raise ApiError(f"{detail}; retry later", 503, "not_ready")
         g.model_version = model.version
-        yield model
+        with traced_request(model):  # sampled: the answer is an MLflow trace (serving/tracing.py)
+            yield model
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -73,7 +76,8 @@ def with_timeout(work: Callable[[], T]) -> T:
         if _executor is None or _executor_pid != os.getpid():  # one pool per worker process
             _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="request")
             _executor_pid = os.getpid()
-        future = _executor.submit(work)
+        # in the request's context: the tracer chosen for it follows the work into the pool
+        future = _executor.submit(contextvars.copy_context().run, work)
     limit = settings().request_timeout
     try:
         return future.result(timeout=limit)
@@ -213,6 +217,7 @@ def query() -> Response:
         result = model.answers.get(key) if model.answers.enabled else None
         if result is not None:
             ANSWER_CACHE_HITS.inc()
+            trace_cached_answer(question, k, body.filter, result)
             return jsonify({**result, "cached": True})
         if model.answers.enabled:
             ANSWER_CACHE_MISSES.inc()

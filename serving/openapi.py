@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 import rag_model
 from rag_model.filters import filter_schemas
 from serving import schemas
+from serving.feedback import FeedbackRequest, FeedbackResponse
 from serving.security import PUBLIC_ENDPOINTS
 from serving.settings import Settings
 
@@ -23,14 +24,15 @@ openapi = Blueprint("openapi", __name__)
 ERRORS = {
     "400": "the body is not strict JSON (RFC 8259, UTF-8)",
     "401": "missing or invalid API key (when keys are configured)",
-    "404": "unknown route or model",
+    "404": "unknown route or model (feedback: no trace with that request id)",
     "405": "method not allowed",
     "413": "body larger than RAG_MAX_BODY_BYTES",
+    "409": "the request was answered without a trace (feedback)",
     "415": "not application/json",
     "422": "a field is invalid or over a limit (named in error.field)",
     "429": "rate limit exceeded",
     "502": "the LLM behind the generator failed",
-    "503": "no model loaded yet",
+    "503": "no model loaded yet (feedback: the tracking server is unreachable)",
     "504": "the request took longer than RAG_REQUEST_TIMEOUT",
     "500": "internal error (logged; only the request id is returned)",
 }
@@ -51,6 +53,7 @@ class Route:
     request: type[BaseModel] | None
     response: type[BaseModel] | tuple[str, dict[str, Any]]
     errors: tuple[str, ...] = ()
+    status: str = "200"  # the success status
 
 
 _BODY_ERRORS = ("400", "413", "415", "422", "429", "502", "503", "504")
@@ -93,6 +96,16 @@ ROUTES: tuple[Route, ...] = (
         schemas.ChatCompletionRequest,
         schemas.ChatCompletionResponse,
         ("400", "404", *_BODY_ERRORS[1:]),
+    ),
+    Route(
+        "feedback.post_feedback",
+        "/v1/feedback",
+        "post",
+        "Record a user's verdict on an answer on its MLflow trace (202)",
+        FeedbackRequest,
+        FeedbackResponse,
+        ("400", "404", "409", "413", "415", "422", "429", "503", "504"),
+        status="202",
     ),
     Route("api.health", "/health", "get", "Liveness", None, schemas.HealthResponse),
     Route(
@@ -177,7 +190,10 @@ def build_spec(
         operation: dict[str, Any] = {
             "summary": route.summary,
             "responses": {
-                "200": {"description": "OK", "content": {media_type: {"schema": schema}}},
+                route.status: {
+                    "description": "Accepted" if route.status == "202" else "OK",
+                    "content": {media_type: {"schema": schema}},
+                },
                 **{
                     status: {
                         "description": ERRORS[status],

@@ -15,6 +15,8 @@ from typing import ClassVar
 from rag_model.errors import ConfigError
 from rag_model.query import MAX_K
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -79,6 +81,16 @@ class Settings:
     # for why that is the default on 2 cores)
     batch_wait_ms: int = 0
     batch_max: int = 16
+    # served traces (docs/tracing.md): the share of /v1/query, /v1/query/batch and
+    # /invocations requests recorded as MLflow traces (0 to 1; 0 keeps MLflow out of the
+    # workers), sent asynchronously to MLFLOW_TRACKING_URI. 0.1 costs ~1% of req/s at 16 clients
+    # (bench/README.md); 1.0 traces every request
+    trace_sample_ratio: float = 0.1
+    # false: no question, chunk, prompt or answer text in traces (ids, scores, timings and
+    # SHA-256 prefixes only), for deployments that must not store user text
+    trace_content: bool = True
+    # the experiment (by name) that receives the traces; "" = the served run's own experiment
+    trace_experiment: str = ""
     # set by serving/gunicorn.conf.py for its workers, not by users: the JSON file where the
     # master's `python -m serving.prepare` reports the version it resolved and verified
     prepared_file: str = ""
@@ -89,6 +101,11 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise ConfigError(
+                "RAG_TRACE_SAMPLE_RATIO must be between 0 and 1 (0 turns tracing off, 1 traces "
+                f"every request), got {self.trace_sample_ratio:g}"
+            )
         if self.max_k > MAX_K:
             raise ConfigError(
                 f"RAG_MAX_K must be at most {MAX_K} (rag-model's bound on k), got {self.max_k}"
@@ -117,6 +134,16 @@ class Settings:
                     floor = ">= 0" if entry.name in cls.ZERO_ALLOWED else "> 0"
                     raise ConfigError(f"{name} must be {floor}, got {number}")
                 values[entry.name] = number
+            elif entry.type == "float":
+                try:
+                    values[entry.name] = float(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            elif entry.type == "bool":
+                flag = raw.strip().lower()
+                if flag not in _BOOLEANS:
+                    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+                values[entry.name] = _BOOLEANS[flag]
             else:
                 values[entry.name] = raw
         return cls(**values)  # type: ignore[arg-type]

@@ -45,3 +45,17 @@ def test_replica_settings() -> None:
     assert settings.served_by() == f"{socket.gethostname()}:8123"
     named = Settings.from_env({"RAG_INSTANCE_NAME": "pod-a", "RAG_PROXY_HOPS": "1"})
     assert (named.served_by(), named.proxy_hops) == ("pod-a", 1)
+
+
+def test_trace_settings() -> None:
+    settings = Settings.from_env(
+        {"RAG_TRACE_SAMPLE_RATIO": "0.25", "RAG_TRACE_CONTENT": "false", "RAG_TRACE_EXPERIMENT": "x"}
+    )
+    assert (settings.trace_sample_ratio, settings.trace_content) == (0.25, False)
+    assert settings.trace_experiment == "x"
+    with pytest.raises(ConfigError, match="RAG_TRACE_SAMPLE_RATIO must be between 0 and 1"):
+        Settings.from_env({"RAG_TRACE_SAMPLE_RATIO": "1.5"})
+    with pytest.raises(ConfigError, match="RAG_TRACE_SAMPLE_RATIO must be a number, got 'all'"):
+        Settings.from_env({"RAG_TRACE_SAMPLE_RATIO": "all"})
+    with pytest.raises(ConfigError, match="RAG_TRACE_CONTENT must be true or false, got 'maybe'"):
+        Settings.from_env({"RAG_TRACE_CONTENT": "maybe"})

@@ -1,0 +1,290 @@
+"""Served traces: which requests are traced, what each trace carries, and what export lost.
+
+A share ``RAG_TRACE_SAMPLE_RATIO`` of the requests to ``/v1/query``, ``/v1/query/batch`` and
+``/invocations`` is answered under ``rag_model.packaging.mlflow_tracer.MlflowTracer``: one
+MLflow trace per request (the pipeline's span tree, ``docs/tracing.md``), tagged with
+``rag.source=serving``, the model's name, version, alias and run id, the serving instance and,
+with named API keys, ``rag.api_key_name``; linked to the version's LoggedModel (so
+``mlflow.search_traces(model_id=...)`` finds it) and to the request by ``client_request_id`` =
+its ``X-Request-ID``. Traces go to ``RAG_TRACE_EXPERIMENT`` or else the run's own experiment.
+
+MLflow exports them from a background queue (``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING``, on by
+default): a request never waits for the tracking server. What the queue could not send is
+counted in ``/metrics`` (``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed
+export (tracking server down: MLflow logs a warning and gives up) or a full queue (MLflow drops
+the trace). Counting needs two private attributes of MLflow's exporter (``_client``,
+``_async_queue``); ``instrument_exporter`` says so in the log if a new MLflow moves them.
+
+With a ratio of 0 (or no ``MLFLOW_TRACKING_URI``), MLflow is never imported by a worker.
+
+Each worker remembers the last ``RECENT_REQUESTS`` request ids it answered and whether they were
+traced, so that ``POST /v1/feedback`` can answer 409 "not traced" for a request it sampled
+out; a request answered by another worker (or replica) is unknown here and answers 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from prometheus_client import Counter
+
+from rag_model import tracing
+from serving.settings import Settings
+
+logger = logging.getLogger("serving")
+
+# the routes whose answers are traced (chat streams its answer after the route returns)
+TRACED_ENDPOINTS = frozenset({"api.query", "api.query_batch", "api.invocations"})
+RECENT_REQUESTS = 10_000  # request ids per worker remembered for feedback's 409
+
+TRACED = Counter("rag_traces_total", "requests answered under a trace", ["sampled"])
+EXPORTS = Counter(
+    "rag_trace_exports_total",
+    "traces handed to the tracking server: ok, failed (not accepted) or dropped (queue full)",
+    ["outcome"],
+)
+
+
+@dataclass(frozen=True)
+class TraceTarget:
+    """Where one served version's traces go."""
+
+    experiment_id: str
+    model_id: str | None  # the version's LoggedModel
+
+
+class RecentRequests:
+    """A bounded map request id -> traced?, oldest forgotten first (thread safe)."""
+
+    def __init__(self, size: int = RECENT_REQUESTS) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, request_id: str, traced: bool) -> None:
+        with self._lock:
+            self._seen[request_id] = traced
+            self._seen.move_to_end(request_id)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+    def get(self, request_id: str) -> bool | None:
+        with self._lock:
+            return self._seen.get(request_id)
+
+
+class ServedTracing:
+    """One worker's tracing: sampling, the tracer, targets per version, remembered requests."""
+
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+        self.ratio = settings.trace_sample_ratio
+        self.content = settings.trace_content
+        self.experiment_name = settings.trace_experiment
+        self.instance = settings.instance_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.enabled = self.ratio > 0 and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+        if self.ratio > 0 and not self.enabled:
+            logger.warning(
+                "RAG_TRACE_SAMPLE_RATIO is %g but MLFLOW_TRACKING_URI is not set: no traces",
+                self.ratio,
+            )
+        self.recent = RecentRequests()
+        self.experiment_ids: set[str] = set()  # every experiment this worker traced into
+        self._targets: dict[tuple[Any, ...], TraceTarget | None] = {}
+        self._tracer: Any = None
+        self._instrumented = False
+        self._lock = threading.Lock()
+        self._random = rng or random.Random()
+
+    def tracer(self) -> Any:
+        """The MLflow tracer (MLflow imported on first use)."""
+        if self._tracer is None:
+            from rag_model.packaging.mlflow_tracer import MlflowTracer
+
+            self._tracer = MlflowTracer()
+        return self._tracer
+
+    def prepare(self, model: Any) -> TraceTarget | None:
+        """Resolve where ``model``'s traces go (experiment, LoggedModel); None: not traced.
+
+        Called when a version is loaded (the watcher's thread), so no request waits for it.
+        """
+        if not self.enabled or model is None:
+            return None
+        key = (model.name, model.version, model.run_id)
+        with self._lock:
+            if key in self._targets:
+                return self._targets[key]
+        try:
+            target = self._resolve(model)
+        except Exception as exc:  # the version is served anyway, untraced
+            logger.warning(
+                "cannot resolve the trace experiment of version %s (%s: %s); its requests "
+                "are not traced",
+                model.version,
+                type(exc).__name__,
+                exc,
+            )
+            target = None
+        with self._lock:
+            self._targets[key] = target
+            if target is not None:
+                self.experiment_ids.add(target.experiment_id)
+        return target
+
+    def _resolve(self, model: Any) -> TraceTarget:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        model_id = None
+        if model.name and model.version:
+            model_id = client.get_model_version(model.name, model.version).model_id
+        if self.experiment_name:
+            found = client.get_experiment_by_name(self.experiment_name)
+            experiment_id = (
+                found.experiment_id if found else client.create_experiment(self.experiment_name)
+            )
+        elif model.run_id:
+            experiment_id = client.get_run(model.run_id).info.experiment_id
+        else:
+            raise ValueError("the version has no run id; set RAG_TRACE_EXPERIMENT")
+        self.tracer()
+        return TraceTarget(experiment_id, model_id)
+
+    def target(self, model: Any) -> TraceTarget | None:
+        """The resolved target of ``model`` (None until ``prepare`` ran, or if it failed)."""
+        return self._targets.get((model.name, model.version, model.run_id))
+
+    @contextmanager
+    def request(self, model: Any) -> Iterator[None]:
+        """Answer the current request traced or not (sampled here), and remember which."""
+        if not self.enabled or request.endpoint not in TRACED_ENDPOINTS:
+            yield
+            return
+        request_id = g.get("request_id", "")
+        target = self.target(model)
+        # micro-batched /v1/query requests share one pipeline call in the batcher's thread
+        batched = request.endpoint == "api.query" and model.batcher is not None
+        sampled = target is not None and not batched and self._random.random() < self.ratio
+        self.recent.add(request_id, sampled)
+        g.rag_traced = sampled
+        TRACED.labels(str(sampled).lower()).inc()
+        if not sampled:
+            yield
+            return
+        from rag_model.packaging.mlflow_tracer import TraceContext, trace_context
+
+        tags = {
+            "rag.source": "serving",
+            "rag.model_name": str(model.name or ""),
+            "rag.model_version": str(model.version or ""),
+            "rag.alias": str(model.alias or ""),
+            "rag.run_id": str(model.run_id or ""),
+            "rag.instance": self.instance,
+        }
+        key_name = getattr(g, "rag_key_name", None)
+        if key_name:
+            tags["rag.api_key_name"] = str(key_name)
+        context = TraceContext(
+            tags=tags,
+            client_request_id=request_id or None,
+            model_id=target.model_id,  # type: ignore[union-attr]
+            experiment_id=target.experiment_id,  # type: ignore[union-attr]
+            attributes={"cache_hit": False} if request.endpoint == "api.query" else {},
+        )
+        with tracing.use_tracer(self.tracer(), self.content), trace_context(context):
+            yield
+        self.instrument_exporter()
+
+    def instrument_exporter(self) -> None:
+        """Count MLflow's export outcomes (once, after the first trace made its exporter)."""
+        if self._instrumented:
+            return
+        self._instrumented = True
+        try:
+            count_exports()
+        except Exception as exc:  # never a request's problem
+            logger.warning(
+                "trace export outcomes are not counted (%s: %s)", type(exc).__name__, exc
+            )
+
+
+def count_exports() -> None:
+    """Wrap MLflow's trace exporter so /metrics counts what it sent, failed and dropped.
+
+    Raises:
+        RuntimeError: MLflow's exporter no longer has the attributes this relies on.
+    """
+    from mlflow.tracing.provider import _get_trace_exporter
+
+    exporter = _get_trace_exporter()
+    client = getattr(exporter, "_client", None)
+    if client is None or not hasattr(client, "start_trace"):
+        raise RuntimeError(f"unexpected MLflow trace exporter {type(exporter).__name__}")
+    start_trace = client.start_trace
+
+    def counted_start_trace(*args: Any, **kwargs: Any) -> Any:
+        try:
+            info = start_trace(*args, **kwargs)
+        except Exception:
+            EXPORTS.labels("failed").inc()  # MLflow logs it and drops the trace
+            raise
+        EXPORTS.labels("ok").inc()
+        return info
+
+    client.start_trace = counted_start_trace
+    queue = getattr(exporter, "_async_queue", None)
+    if queue is None:  # MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false: export blocks the request
+        logger.warning("MLflow exports traces synchronously: requests wait for the server")
+        return
+    put = queue.put
+
+    def counted_put(task: Any) -> None:
+        handler = getattr(getattr(task, "handler", None), "__name__", "")
+        if handler == "_log_trace" and queue._queue.full():
+            EXPORTS.labels("dropped").inc()  # MLflow discards it without raising
+        put(task)
+
+    queue.put = counted_put
+
+
+def init_tracing(app: Flask, settings: Settings) -> ServedTracing:
+    """This worker's ``ServedTracing``, kept in ``app.extensions["rag_tracing"]``."""
+    served = ServedTracing(settings)
+    app.extensions["rag_tracing"] = served
+    return served
+
+
+@contextmanager
+def traced_request(model: Any) -> Iterator[None]:
+    """``ServedTracing.request`` of this app, if it has one."""
+    served = current_app.extensions.get("rag_tracing")
+    if served is None:
+        yield
+        return
+    with served.request(model):
+        yield
+
+
+def trace_cached_answer(question: str, k: int | None, where: Any, result: dict) -> None:
+    """A sampled /v1/query answered from the answer cache: a one-span trace saying so."""
+    if not g.get("rag_traced"):
+        return
+    with tracing.span("rag.answer", tracing.CHAIN) as span:
+        span.set_attribute("cache_hit", True)
+        span.set_inputs({"question": tracing.content(question), "k": k, "filter": where})
+        span.set_outputs(
+            {
+                "answer": tracing.content(str(result.get("answer", ""))),
+                "citations": list(result.get("citations") or []),
+            }
+        )

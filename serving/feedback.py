@@ -42,7 +42,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     request_id: str = Field(
-        pattern=REQUEST_ID.pattern,
+        pattern=f"^{REQUEST_ID.pattern}$",  # also keeps quotes out of the search filter
         description="the X-Request-ID of the answer (response header)",
     )
     value: StrictBool | Annotated[StrictInt, Field(ge=1, le=5)] = Field(

@@ -147,7 +147,8 @@ class ServedTracing:
         client = MlflowClient()
         model_id = None
         if model.name and model.version:
-            model_id = client.get_model_version(model.name, model.version).model_id
+            version = client.get_model_version(model.name, model.version)
+            model_id = version.model_id or logged_model_id(version.source)
         if self.experiment_name:
             found = client.get_experiment_by_name(self.experiment_name)
             experiment_id = (
@@ -255,6 +256,16 @@ def count_exports() -> None:
         put(task)
 
     queue.put = counted_put
+
+
+def logged_model_id(source: str | None) -> str | None:
+    """The LoggedModel id in a version's source ``models:/m-...``.
+
+    MLflow leaves ``ModelVersion.model_id`` empty for versions registered from that URI.
+    """
+    if source and source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
 
 
 def init_tracing(app: Flask, settings: Settings) -> ServedTracing:

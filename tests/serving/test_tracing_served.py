@@ -1,0 +1,229 @@
+"""Served traces on a real gunicorn server exporting to a real ``mlflow server``.
+
+One module-scoped pair of servers (fake-embedder version: no torch): a traced request's span
+tree, tags and LoggedModel link; feedback on it; then the tracking server killed under load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from rag_model.build import build_snapshot
+from rag_model.config import RagConfig
+from rag_model.packaging.log import log_rag_model
+from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
+from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server
+from tests.serving.live import Load, wait_for
+from tests.tracking_services import MlflowServer
+
+pytestmark = pytest.mark.slow
+
+NAME = "traced"
+HYBRID = {**FAKE_CONFIG, "retrieval": {"mode": "hybrid", "k": 3}}
+
+
+class Stack:
+    def __init__(self, tracking: MlflowServer, server: Server, model_id: str, version: str):
+        self.tracking, self.server = tracking, server
+        self.model_id, self.version = model_id, version
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.tracking.url)
+
+    def trace_of(self, request_id: str, timeout: float = 60) -> Any:
+        """The trace whose client_request_id is ``request_id`` (export is asynchronous)."""
+        found: list[Any] = []
+
+        def exported() -> bool:
+            found[:] = self.client().search_traces(
+                locations=[self.experiment_id()],
+                filter_string=f"trace.client_request_id = '{request_id}'",
+            )
+            return bool(found)
+
+        wait_for(exported, timeout)
+        return found[0]
+
+    def experiment_id(self) -> str:
+        return self.client().get_experiment_by_name(NAME).experiment_id
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    import mlflow
+
+    root = tmp_path_factory.mktemp("tracing")
+    tracking = MlflowServer(root, f"sqlite:///{root / 'backend.db'}", str(root / "art"))
+    tracking.start()
+    server = None
+    try:
+        mlflow.set_tracking_uri(tracking.url)
+        mlflow.set_registry_uri(tracking.url)
+        mlflow.set_experiment(NAME)
+        config = RagConfig.from_dict(HYBRID)
+        built = build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
+        with mlflow.start_run():
+            info = log_rag_model(config, built.snapshot_dir)
+        version = register_version(info.model_uri, NAME).version
+        set_alias(NAME, PRODUCTION, version)
+        server = Server(
+            {
+                "MLFLOW_TRACKING_URI": tracking.url,
+                "RAG_MODEL_URI": f"models:/{NAME}@production",
+                "RAG_TRACE_SAMPLE_RATIO": "1.0",
+                "RAG_TEST_LOG": str(root / "gunicorn.log"),
+            },
+            workers=1,  # feedback's memory of untraced requests is per worker
+        )
+        server.wait_ready()
+        yield Stack(tracking, server, info.model_id, version)
+    finally:
+        if server is not None:
+            server.stop()
+        tracking.stop()
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+
+
+def ask(stack: Stack, request_id: str, question: str = "What is oxygen?") -> requests.Response:
+    response = requests.post(
+        f"{stack.server.url}/v1/query",
+        json={"question": question, "k": 2},
+        headers={"X-Request-ID": request_id},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def span_tree(trace: Any) -> list[tuple[str, str, str | None]]:
+    by_id = {span.span_id: span for span in trace.data.spans}
+    return [
+        (s.name, s.span_type, by_id[s.parent_id].name if s.parent_id else None)
+        for s in trace.data.spans
+    ]
+
+
+def test_a_served_request_is_one_trace_with_the_span_tree_tags_and_model(stack: Stack) -> None:
+    ask(stack, "trace-tree-0", "Who discovered oxygen?")  # the worker's first trace sets up MLflow
+    answer = ask(stack, "trace-tree-1").json()
+    trace = stack.trace_of("trace-tree-1")
+
+    print(
+        "\n"
+        + "\n".join(
+            f"{s.name:22} {s.span_type:10} {(s.end_time_ns - s.start_time_ns) / 1e6:8.2f} ms"
+            for s in trace.data.spans
+        )
+    )
+    assert span_tree(trace) == [
+        ("rag.answer", "CHAIN", None),
+        ("rag.embed_query", "EMBEDDING", "rag.answer"),
+        ("rag.retrieve", "RETRIEVER", "rag.answer"),
+        ("rag.retrieve.dense", "RETRIEVER", "rag.retrieve"),
+        ("rag.retrieve.lexical", "RETRIEVER", "rag.retrieve"),
+        ("rag.retrieve.fuse", "RERANKER", "rag.retrieve"),
+        ("rag.generate", "CHAIN", "rag.answer"),
+    ]
+    tags = trace.info.tags
+    assert {key: tags[key] for key in ("rag.source", "rag.model_name", "rag.model_version")} == {
+        "rag.source": "serving",
+        "rag.model_name": NAME,
+        "rag.model_version": stack.version,
+    }
+    assert tags["rag.alias"] == "production" and tags["rag.run_id"] and tags["rag.instance"]
+    assert trace.info.client_request_id == "trace-tree-1"
+    root = trace.data.spans[0]
+    assert root.inputs == {"question": "What is oxygen?", "k": 2, "filter": None}
+    assert root.outputs["answer"] == answer["answer"]
+    assert root.attributes["cache_hit"] is False
+    retrieved = next(s for s in trace.data.spans if s.name == "rag.retrieve").outputs
+    assert [d["id"] for d in retrieved] == [s["id"] for s in answer["sources"]]
+    assert retrieved[0]["page_content"] == answer["sources"][0]["text"]
+    assert retrieved[0]["metadata"]["doc_uri"] == answer["sources"][0]["document_id"]
+    assert retrieved[0]["metadata"]["fused"] == answer["sources"][0]["scores"]["fused"]
+    assert retrieved[0]["metadata"]["chunk_id"] == answer["sources"][0]["id"]
+    by_model = stack.client().search_traces(
+        locations=[stack.experiment_id()], model_id=stack.model_id
+    )
+    assert trace.info.trace_id in {t.info.trace_id for t in by_model}
+
+    ask(stack, "trace-tree-2")  # the same question: from the answer cache, said so
+    cached = stack.trace_of("trace-tree-2")
+    assert span_tree(cached) == [("rag.answer", "CHAIN", None)]
+    assert cached.data.spans[0].attributes["cache_hit"] is True
+
+
+def feedback(stack: Stack, body: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{stack.server.url}/v1/feedback", json=body, timeout=60)
+
+
+def test_feedback_lands_on_the_trace_of_the_request(stack: Stack) -> None:
+    ask(stack, "trace-feedback-1", "Who built the bridge?")
+    trace_id = stack.trace_of("trace-feedback-1").info.trace_id
+
+    response = feedback(stack, {"request_id": "trace-feedback-1", "value": 4, "comment": "ok"})
+
+    assert response.status_code == 202, response.text
+    assert response.json()["trace_id"] == trace_id
+    assessments = stack.client().get_trace(trace_id).info.assessments
+    recorded = next(a for a in assessments if a.name == "user_feedback")
+    assert recorded.value == 4 and recorded.rationale == "ok"
+    assert recorded.source.source_type == "HUMAN" and recorded.source.source_id == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"request_id": "never-sent", "value": True}, 404, "no trace with request id never-sent"),
+        ({"request_id": "x", "value": 6}, 422, "value"),
+        ({"request_id": "x", "value": "yes"}, 422, "value"),
+        ({"request_id": "x y", "value": True}, 422, "request_id"),
+    ],
+)
+def test_feedback_refusals(stack: Stack, body: dict, status: int, message: str) -> None:
+    response = feedback(stack, body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+
+
+def metric(server: Server, name: str, labels: str = "") -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_a_dead_tracking_server_fails_no_request_and_lost_traces_are_counted(
+    stack: Stack,
+) -> None:
+    ok_before = metric(stack.server, "rag_trace_exports_total", 'outcome="ok"')
+    load = Load(stack.server.url, clients=4)
+    try:
+        wait_for(lambda: len(load.outcomes) >= 20)
+        stack.tracking.kill()
+        killed_at = len(load.outcomes)
+
+        def lost() -> float:
+            exports = "rag_trace_exports_total"
+            failed = metric(stack.server, exports, 'outcome="failed"')
+            return failed + metric(stack.server, exports, 'outcome="dropped"')
+
+        wait_for(lambda: lost() >= 1 and len(load.outcomes) >= killed_at + 50, timeout=120)
+        served_while_down = len(load.outcomes) - killed_at
+        counted = lost()
+    finally:
+        load.stop()
+        stack.tracking.start()  # back, so the queued exports drain before the worker exits
+    print(
+        f"\ntracking server killed: {served_while_down} requests served meanwhile, "
+        f"{len(load.failures())} failed; traces lost {counted:g}, exported before {ok_before:g}"
+    )
+    assert load.failures() == []
+    assert counted >= 1 and ok_before >= 1

@@ -100,11 +100,12 @@ def post_feedback() -> Response:
             "not_traced",
             "request_id",
         )
-    if traces.recent.get(body.request_id) is False:
+    seen, untraced_because = traces.recent.get(body.request_id)
+    if seen and untraced_because:
         FEEDBACK.labels("not_traced").inc()
         raise ApiError(
-            f"request {body.request_id} was answered without a trace (RAG_TRACE_SAMPLE_RATIO "
-            f"is {traces.ratio:g}), so its feedback cannot be recorded",
+            f"request {body.request_id} was answered without a trace: {untraced_because}; "
+            "its feedback cannot be recorded",
             409,
             "not_traced",
             "request_id",

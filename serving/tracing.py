@@ -64,23 +64,24 @@ class TraceTarget:
 
 
 class RecentRequests:
-    """A bounded map request id -> traced?, oldest forgotten first (thread safe)."""
+    """A bounded map request id -> why it was not traced (None: traced), oldest forgotten first."""
 
     def __init__(self, size: int = RECENT_REQUESTS) -> None:
         self.size = size
-        self._seen: OrderedDict[str, bool] = OrderedDict()
+        self._seen: OrderedDict[str, str | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, request_id: str, traced: bool) -> None:
+    def add(self, request_id: str, untraced_because: str | None) -> None:
         with self._lock:
-            self._seen[request_id] = traced
+            self._seen[request_id] = untraced_because
             self._seen.move_to_end(request_id)
             while len(self._seen) > self.size:
                 self._seen.popitem(last=False)
 
-    def get(self, request_id: str) -> bool | None:
+    def get(self, request_id: str) -> tuple[bool, str | None]:
+        """(seen here, why it was not traced or None)."""
         with self._lock:
-            return self._seen.get(request_id)
+            return request_id in self._seen, self._seen.get(request_id)
 
 
 class ServedTracing:
@@ -175,8 +176,16 @@ class ServedTracing:
         target = self.target(model)
         # micro-batched /v1/query requests share one pipeline call in the batcher's thread
         batched = request.endpoint == "api.query" and model.batcher is not None
-        sampled = target is not None and not batched and self._random.random() < self.ratio
-        self.recent.add(request_id, sampled)
+        if target is None:
+            reason = "the trace experiment of its version could not be resolved (see the log)"
+        elif batched:
+            reason = "it was micro-batched with other requests (RAG_BATCH_WAIT_MS > 0)"
+        elif self._random.random() >= self.ratio:
+            reason = f"it was sampled out (RAG_TRACE_SAMPLE_RATIO is {self.ratio:g})"
+        else:
+            reason = None
+        sampled = reason is None
+        self.recent.add(request_id, reason)
         g.rag_traced = sampled
         TRACED.labels(str(sampled).lower()).inc()
         if not sampled:

@@ -49,7 +49,11 @@ def test_replica_settings() -> None:
 
 def test_trace_settings() -> None:
     settings = Settings.from_env(
-        {"RAG_TRACE_SAMPLE_RATIO": "0.25", "RAG_TRACE_CONTENT": "false", "RAG_TRACE_EXPERIMENT": "x"}
+        {
+            "RAG_TRACE_SAMPLE_RATIO": "0.25",
+            "RAG_TRACE_CONTENT": "false",
+            "RAG_TRACE_EXPERIMENT": "x",
+        }
     )
     assert (settings.trace_sample_ratio, settings.trace_content) == (0.25, False)
     assert settings.trace_experiment == "x"

@@ -17,7 +17,15 @@ from rag_model.config import RetrievalConfig
 from rag_model.documents import RetrievedChunk
 from rag_model.index import ChromaIndex
 from rag_model.lexical import Bm25Index
-from rag_model.tracing import RERANKER, RETRIEVER, content, documents, is_tracing_enabled, span
+from rag_model.tracing import (
+    RERANKER,
+    RETRIEVER,
+    content,
+    documents,
+    is_tracing_enabled,
+    ranked,
+    span,
+)
 
 
 class Retriever:
@@ -63,8 +71,9 @@ class Retriever:
     ) -> list[list[RetrievedChunk]]:
         """``retrieve`` for several questions; the dense side is one Chroma query for all.
 
-        Traced as ``rag.retrieve`` with children ``rag.retrieve.dense`` (the shared Chroma
-        query), ``rag.retrieve.lexical`` and ``rag.retrieve.fuse`` (per question).
+        Traced as ``rag.retrieve`` (its outputs: the chunks, text included) with children
+        ``rag.retrieve.dense`` (the shared Chroma query), ``rag.retrieve.lexical`` and
+        ``rag.retrieve.fuse`` (per question), whose outputs are ids and scores only.
         """
         mode = self.config.mode
         fetch = k if mode == "dense" else max(self.config.fetch_k, k)
@@ -102,7 +111,7 @@ class Retriever:
             with span("rag.retrieve.dense", RETRIEVER, attributes={"fetch_k": fetch}) as dense:
                 dense_lists = self.index.query_many(vectors, fetch, where)
                 if is_tracing_enabled():
-                    outputs = [documents(results) for results in dense_lists]
+                    outputs = [ranked(results) for results in dense_lists]
                     dense.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
         found = []
         for question, dense_hits in zip(questions, dense_lists, strict=True):
@@ -118,7 +127,7 @@ class Retriever:
                     fusing.set_attribute("fusion", self.config.fusion)
                     results = self._fuse(dense_hits, lexical)[:k]
                     if is_tracing_enabled():
-                        fusing.set_outputs(documents(results))
+                        fusing.set_outputs(ranked(results))
             threshold = self.config.score_threshold
             if threshold is not None:
                 results = [chunk for chunk in results if chunk.score >= threshold]

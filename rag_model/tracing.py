@@ -196,6 +196,22 @@ def documents(chunks: Sequence[RetrievedChunkLike]) -> list[dict[str, Any]]:
     ]
 
 
+def ranked(chunks: Sequence[RetrievedChunkLike]) -> list[dict[str, Any]]:
+    """Chunk ids, document ids and scores, no text: the steps inside retrieval.
+
+    Their parent span holds the text once, as ``documents``.
+    """
+    return [
+        {
+            "chunk_id": chunk.id,
+            "doc_uri": chunk.document_id,
+            **{name: round(float(value), 6) for name, value in chunk.scores.items()},
+            "score": round(float(chunk.score), 6),
+        }
+        for chunk in chunks
+    ]
+
+
 class RetrievedChunkLike(Protocol):
     """What ``documents`` reads from a retrieved chunk (``rag_model.documents``)."""
 

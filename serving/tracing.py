@@ -231,6 +231,8 @@ class ServedTracing:
 def count_exports() -> None:
     """Wrap MLflow's trace exporter so /metrics counts what it sent, failed and dropped.
 
+    Also makes it write each trace once (see below).
+
     Raises:
         RuntimeError: MLflow's exporter no longer has the attributes this relies on.
     """
@@ -252,6 +254,13 @@ def count_exports() -> None:
         return info
 
     client.start_trace = counted_start_trace
+    # One write per trace instead of one per span batch: with span rows, MLflow 3.17 logs the
+    # spans of a trace as they end (log_spans) besides the trace itself, ~50 ms of CPU per trace
+    # against ~10 ms for the trace with its spans as one artifact (SQLite store, 2-core box;
+    # bench/README.md). The UI, search_traces, feedback and model_id links work the same;
+    # searching by span attributes needs span rows.
+    if hasattr(exporter, "_store_supports_log_spans"):
+        exporter._store_supports_log_spans = False
     queue = getattr(exporter, "_async_queue", None)
     if queue is None:  # MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false: export blocks the request
         logger.warning("MLflow exports traces synchronously: requests wait for the server")

@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from bench.loadgen import get_status, run_load
+from bench.loadgen import get_status, process_tree, run_load
 from bench.serving_report import run_order
 from bench.serving_vs_mlflow import (
     SQUAD_DEV,
@@ -57,6 +57,7 @@ class Run:
     p50: float
     p99: float
     errors: int
+    cpu_ms: float  # CPU of the server's whole process tree per answered request
     exports: dict[str, float] = field(default_factory=dict)
     load_average: float = float("nan")
 
@@ -79,6 +80,19 @@ def exports(port: int) -> dict[str, float]:
     return found
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its descendants so far (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -88,15 +102,18 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
     base = [r for r in runs if r.ratio == 0]
     base_rate = _median([r.rate for r in base])
     base_p99 = _median([r.p99 for r in base])
+    base_cpu = _median([r.cpu_ms for r in base])
     lines = [
         f"| RAG_TRACE_SAMPLE_RATIO | req/s at {clients} clients | vs off | p50 ms | p99 ms "
-        "| p99 vs off | traces exported / failed / dropped | target |",
-        "|---|---|---|---|---|---|---|---|",
+        "| p99 vs off | server CPU ms / request | vs off | traces exported / failed / dropped "
+        "| req/s target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ratio in ratios:
         chosen = [r for r in runs if r.ratio == ratio]
         rate, p50 = _median([r.rate for r in chosen]), _median([r.p50 for r in chosen])
         p99 = _median([r.p99 for r in chosen])
+        cpu = _median([r.cpu_ms for r in chosen])
         sent = {k: sum(r.exports.get(k, 0.0) for r in chosen) for k in ("ok", "failed", "dropped")}
         rates = ", ".join(f"{r.rate:.1f}" for r in chosen)
         overhead = 1 - rate / base_rate if base_rate else float("nan")
@@ -109,7 +126,8 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
         lines.append(
             f"| {ratio:g} | {rate:.1f} ({rates}) | "
             f"{'—' if ratio == 0 else f'{-overhead:+.1%}'} | {p50:.0f} | {p99:.0f} | "
-            f"{'—' if ratio == 0 else f'{p99 / base_p99 - 1:+.1%}'} | "
+            f"{'—' if ratio == 0 else f'{p99 / base_p99 - 1:+.1%}'} | {cpu:.1f} | "
+            f"{'—' if ratio == 0 else f'{cpu / base_cpu - 1:+.1%}'} | "
             f"{sent['ok']:.0f} / {sent['failed']:.0f} / {sent['dropped']:.0f} | {verdict} |"
         )
     return lines
@@ -245,16 +263,18 @@ def _run(
         try:
             wait_first_answer(port, server.path, server.body(next(warm_up)), process, started)
             run_load(port, server.path, server.body, warm_up, 2 * workers, warm_up_seconds)
-            before = exports(port)
+            before, cpu = exports(port), tree_cpu_seconds(process.pid)
             load = run_load(
                 port, server.path, server.body, question_stream(measured), clients, seconds
             )
-            time.sleep(1.0)  # the last traces leave the queue
+            time.sleep(1.0)  # the last traces leave the queue (their CPU is counted)
+            cpu = tree_cpu_seconds(process.pid) - cpu
             after = exports(port)
             assert get_status(port, "/ready") == 200
         except Exception as exc:
             tail = log_file.read_text(errors="replace")[-3000:]
-            raise click.ClickException(f"ratio {ratio:g} failed ({exc}); log {log_file}:\n{tail}")
+            message = f"ratio {ratio:g} failed ({exc}); log {log_file}:\n{tail}"
+            raise click.ClickException(message) from exc
         finally:
             stop(process)
     return Run(
@@ -263,6 +283,7 @@ def _run(
         p50=load.percentile(0.5),
         p99=load.percentile(0.99),
         errors=load.errors,
+        cpu_ms=cpu * 1000 / max(1, len(load.latencies)),
         exports={k: after.get(k, 0.0) - before.get(k, 0.0) for k in after},
         load_average=os.getloadavg()[0],
     )

@@ -160,6 +160,7 @@ class ServedTracing:
         else:
             raise ValueError("the version has no run id; set RAG_TRACE_EXPERIMENT")
         self.tracer()
+        self.instrument_exporter()
         return TraceTarget(experiment_id, model_id)
 
     def target(self, model: Any) -> TraceTarget | None:
@@ -213,7 +214,6 @@ class ServedTracing:
         )
         with tracing.use_tracer(self.tracer(), self.content), trace_context(context):
             yield
-        self.instrument_exporter()
 
     def instrument_exporter(self) -> None:
         """Count MLflow's export outcomes (once, after the first trace made its exporter)."""
@@ -236,8 +236,9 @@ def count_exports() -> None:
     Raises:
         RuntimeError: MLflow's exporter no longer has the attributes this relies on.
     """
-    from mlflow.tracing.provider import _get_trace_exporter
+    from mlflow.tracing.provider import _get_trace_exporter, _get_tracer
 
+    _get_tracer(__name__)  # sets MLflow's tracer provider and exporter up now, not at a request
     exporter = _get_trace_exporter()
     client = getattr(exporter, "_client", None)
     if client is None or not hasattr(client, "start_trace"):

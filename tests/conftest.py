@@ -205,6 +205,8 @@ class Server:
             env = {"MLFLOW_REGISTRY_URI": env["MLFLOW_TRACKING_URI"], **env}
         full_env = {
             **os.environ,
+            # no traces unless a test asks: a traced worker imports MLflow (seconds of start)
+            "RAG_TRACE_SAMPLE_RATIO": "0",
             **env,
             "RAG_BIND": f"127.0.0.1:{self.port}",
             "RAG_WORKERS": str(workers),

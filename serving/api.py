@@ -30,6 +30,7 @@ from serving.schemas import (
     QueryResult,
     validate,
 )
+from serving.scopes import scoped
 from serving.settings import Settings
 
 api = Blueprint("api", __name__)
@@ -208,15 +209,16 @@ def query() -> Response:
     body = validate(QueryRequest, json_body())
     question = check_question(body.question)
     k = check_k(body.k)
+    where = scoped(body.filter)  # the API key's scope ANDed in: also part of the cache key
     with served() as model:
-        key = model.pipeline.query(question, k, body.filter, body.include_sources).key()
+        key = model.pipeline.query(question, k, where, body.include_sources).key()
         result = model.answers.get(key) if model.answers.enabled else None
         if result is not None:
             ANSWER_CACHE_HITS.inc()
             return jsonify({**result, "cached": True})
         if model.answers.enabled:
             ANSWER_CACHE_MISSES.inc()
-        (answer,) = answer_questions(model, [question], k, body.filter)
+        (answer,) = answer_questions(model, [question], k, where)
         result = answer.to_dict(include_sources=body.include_sources)
         result["model"] = model_ref(model)
         model.answers.put(key, result)
@@ -231,7 +233,7 @@ def query_batch() -> Response:
     questions = [check_question(q, f"questions.{i}") for i, q in enumerate(body.questions)]
     k = check_k(body.k)
     with served() as model:
-        answers = answer_questions(model, questions, k, body.filter)
+        answers = answer_questions(model, questions, k, scoped(body.filter))
         results = [QueryResult(**a.to_dict(include_sources=body.include_sources)) for a in answers]
         response = BatchQueryResponse(results=results, model=model_ref(model))
     return jsonify(response.model_dump(exclude_none=True))
@@ -260,7 +262,7 @@ def invocations() -> Response:
     # the signature's params, with the filter already parsed: it is not sent back through JSON
     model_params = {
         "k": check_k(params.k, "params.k"),
-        "filter": params.filter,
+        "filter": scoped(params.filter),
         "include_sources": params.include_sources,
     }
     with served() as model:

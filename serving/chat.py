@@ -25,6 +25,7 @@ from serving.schemas import (
     UserMessage,
     validate,
 )
+from serving.scopes import scoped
 
 chat = Blueprint("chat", __name__)
 
@@ -62,6 +63,7 @@ def chat_completions() -> Response:
     body = validate(ChatCompletionRequest, json_body())
     question = user_question(body.messages)
     k = check_k(body.k)
+    where = scoped(body.filter)  # the API key's scope ANDed in
     with served() as model:
         if model.name and body.model not in (model.name, f"{model.name}@{model.alias}"):
             raise ApiError(
@@ -72,7 +74,7 @@ def chat_completions() -> Response:
             )
         name = model.name or body.model
         if not body.stream:
-            (answer,) = answer_questions(model, [question], k, body.filter)
+            (answer,) = answer_questions(model, [question], k, where)
     completion_id = f"chatcmpl-{g.request_id}"
     created = int(time.time())
     if not body.stream:
@@ -95,7 +97,7 @@ def chat_completions() -> Response:
 
     model.enter()  # held until the stream ends, even if the alias moves meanwhile
     try:
-        sources, pieces = model.pipeline.answer_stream(question, k=k, where=body.filter)
+        sources, pieces = model.pipeline.answer_stream(question, k=k, where=where)
     except BaseException:
         model.exit()
         raise

@@ -23,6 +23,9 @@ class Generation:
     text: str
     citations: list[str] = field(default_factory=list)
     confidence: float | None = None  # extractive: best sentence similarity to the question
+    # tokens the LLM counted ({prompt_tokens, completion_tokens, total_tokens}); None when the
+    # generator counts none (extractive, echo) or the LLM server did not say
+    usage: dict[str, int] | None = None
 
 
 class Generator(ABC):

@@ -103,7 +103,7 @@ class OpenAIGenerator(Generator):
                 f"malformed response from {self.config.base_url or 'the OpenAI API'}: "
                 "no choices[0].message.content"
             )
-        return Generation(text.strip(), cited_ids(text, contexts))
+        return Generation(text.strip(), cited_ids(text, contexts), usage=_usage(response))
 
     def stream(self, question: str, contexts: Sequence[RetrievedChunk]) -> Iterator[str]:
         import openai
@@ -116,3 +116,15 @@ class OpenAIGenerator(Generator):
                     yield piece
         except openai.APIError as exc:  # the stream broke off part way
             raise GenerationError(f"the answer stream failed: {exc}") from None
+
+
+def _usage(response: Any) -> dict[str, int] | None:
+    """The token counts the server reported (OpenAI's ``usage``), or None if it sent none."""
+    usage = getattr(response, "usage", None)
+    counts = {
+        name: getattr(usage, name, None)
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    if not all(isinstance(count, int) for count in counts.values()):
+        return None
+    return counts  # type: ignore[return-value]

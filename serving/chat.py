@@ -7,6 +7,7 @@ The last user message is the question; ``model`` must name the served registered
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from collections.abc import Iterator
@@ -28,6 +29,20 @@ from serving.schemas import (
 from serving.scopes import scoped
 
 chat = Blueprint("chat", __name__)
+
+
+@chat.get("/v1/models")
+def list_models() -> Response:
+    """The served model in OpenAI's list shape: the names chat requests may give as ``model``."""
+    with served() as model:
+        name = model.name or "rag-model"
+        names = [name] + [f"{name}@{model.alias}"] * bool(model.alias)
+        created = calendar.timegm(time.strptime(model.loaded_at, "%Y-%m-%dT%H:%M:%SZ"))
+        cards = [
+            {"id": each, "object": "model", "created": created, "owned_by": "rag-model"}
+            for each in names
+        ]
+    return jsonify({"object": "list", "data": cards})
 
 
 def user_question(messages: list[UserMessage | OtherMessage]) -> str:
@@ -90,7 +105,8 @@ def chat_completions() -> Response:
                     "finish_reason": "stop",
                 }
             ],
-            usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            # the LLM's counts; zeros for generators that count no tokens (extractive, echo)
+            usage=answer.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             sources=answer.to_dict()["sources"],
         )
         return jsonify(response.model_dump())

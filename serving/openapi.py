@@ -94,6 +94,15 @@ ROUTES: tuple[Route, ...] = (
         schemas.ChatCompletionResponse,
         ("400", "404", *_BODY_ERRORS[1:]),
     ),
+    Route(
+        "chat.list_models",
+        "/v1/models",
+        "get",
+        "OpenAI-compatible model list: the served model",
+        None,
+        schemas.ModelList,
+        ("429", "503"),
+    ),
     Route("api.health", "/health", "get", "Liveness", None, schemas.HealthResponse),
     Route(
         "api.ready",

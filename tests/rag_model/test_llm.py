@@ -23,6 +23,9 @@ CHUNKS = [
 ]
 
 
+USAGE = {"prompt_tokens": 57, "completion_tokens": 9, "total_tokens": 66}
+
+
 class FakeLLM:
     """OpenAI-compatible /v1/chat/completions; the requested model picks the behaviour."""
 
@@ -61,6 +64,7 @@ class FakeLLM:
                     "message": {"role": "assistant", "content": ANSWER},
                 }
             ],
+            "usage": USAGE,
         }
 
     @staticmethod

@@ -72,3 +72,13 @@ def test_an_llm_failure_is_a_502_json_error(
     assert response.json["error"]["code"] == "generation_failed"
     assert "refused the API key (401); check TEST_LLM_KEY" in response.json["error"]["message"]
     assert "wrong" not in response.get_data(as_text=True)
+
+
+def test_chat_reports_the_tokens_the_llm_counted(client: FlaskClient) -> None:
+    body = {"model": "fake", "messages": [{"role": "user", "content": "Who built the bridge?"}]}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.json["usage"] == {
+        "prompt_tokens": 57,
+        "completion_tokens": 9,
+        "total_tokens": 66,
+    }

@@ -79,6 +79,9 @@ class Settings:
     # for why that is the default on 2 cores)
     batch_wait_ms: int = 0
     batch_max: int = 16
+    # browser clients: comma-separated origins allowed by CORS (e.g. "https://app.example.com");
+    # "*" allows any origin; "" sends no CORS headers (browsers then refuse other origins)
+    cors_origins: str = ""
     # set by serving/gunicorn.conf.py for its workers, not by users: the JSON file where the
     # master's `python -m serving.prepare` reports the version it resolved and verified
     prepared_file: str = ""

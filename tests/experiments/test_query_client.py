@@ -1,4 +1,4 @@
-"""``rag-model query`` as a client: a key from a named variable, filter, k, --json; one-line errors."""
+"""``rag-model query`` as a client: key from a variable, filter, k, --json; one-line errors."""
 
 from __future__ import annotations
 

@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     init_security(app, settings)
     init_cors(app, settings)
     if model is None:
+        from serving.shadow import init_shadow
+
+        init_shadow(app, settings)
+    if model is None:
         holder.start()
     elif model.version:
         on_model_event("loaded", None, model.version)

@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from rag_model import query as contract
 from rag_model.packaging.rows import predict_rows
 from rag_model.pipeline import Answer
-from serving import strict_json
+from serving import shadow, strict_json
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
 from serving.observability import ANSWER_CACHE_HITS, ANSWER_CACHE_MISSES
@@ -219,6 +219,7 @@ def query() -> Response:
         if model.answers.enabled:
             ANSWER_CACHE_MISSES.inc()
         (answer,) = answer_questions(model, [question], k, where)
+        shadow.offer([answer], k, where, model)  # a sample, queued: never waits
         result = answer.to_dict(include_sources=body.include_sources)
         result["model"] = model_ref(model)
         model.answers.put(key, result)
@@ -233,7 +234,9 @@ def query_batch() -> Response:
     questions = [check_question(q, f"questions.{i}") for i, q in enumerate(body.questions)]
     k = check_k(body.k)
     with served() as model:
-        answers = answer_questions(model, questions, k, scoped(body.filter))
+        where = scoped(body.filter)
+        answers = answer_questions(model, questions, k, where)
+        shadow.offer(answers, k, where, model)
         results = [QueryResult(**a.to_dict(include_sources=body.include_sources)) for a in answers]
         response = BatchQueryResponse(results=results, model=model_ref(model))
     return jsonify(response.model_dump(exclude_none=True))

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 
 from rag_model.errors import GenerationError
+from serving import shadow
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
 from serving.schemas import (
@@ -90,6 +91,7 @@ def chat_completions() -> Response:
         name = model.name or body.model
         if not body.stream:
             (answer,) = answer_questions(model, [question], k, where)
+            shadow.offer([answer], k, where, model)
     completion_id = f"chatcmpl-{g.request_id}"
     created = int(time.time())
     if not body.stream:

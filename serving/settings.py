@@ -82,6 +82,17 @@ class Settings:
     # browser clients: comma-separated origins allowed by CORS (e.g. "https://app.example.com");
     # "*" allows any origin; "" sends no CORS headers (browsers then refuse other origins)
     cors_origins: str = ""
+    # shadow traffic (serving/shadow.py): a second version, followed like RAG_MODEL_URI, answers
+    # a sample (0 to 1) of live questions off the request path; pairs are compared and recorded
+    # as runs of the shadow version. The question's sha256 is recorded, its text only with
+    # shadow_record_text. A full queue drops (counted); flushed every shadow_flush_pairs pairs
+    # or shadow_flush_seconds, whichever comes first
+    shadow_uri: str = ""
+    shadow_sample: float = 0.0
+    shadow_record_text: bool = False
+    shadow_queue_size: int = 64
+    shadow_flush_pairs: int = 200
+    shadow_flush_seconds: int = 30
     # set by serving/gunicorn.conf.py for its workers, not by users: the JSON file where the
     # master's `python -m serving.prepare` reports the version it resolved and verified
     prepared_file: str = ""
@@ -92,6 +103,15 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.shadow_sample <= 1.0:
+            raise ConfigError(
+                f"RAG_SHADOW_SAMPLE must be between 0 and 1, got {self.shadow_sample}"
+            )
+        if self.shadow_sample > 0 and not self.shadow_uri:
+            raise ConfigError(
+                "RAG_SHADOW_SAMPLE is set but RAG_SHADOW_URI is not: name the shadow version, "
+                "e.g. models:/rag-model@candidate"
+            )
         if self.max_k > MAX_K:
             raise ConfigError(
                 f"RAG_MAX_K must be at most {MAX_K} (rag-model's bound on k), got {self.max_k}"
@@ -120,6 +140,15 @@ class Settings:
                     floor = ">= 0" if entry.name in cls.ZERO_ALLOWED else "> 0"
                     raise ConfigError(f"{name} must be {floor}, got {number}")
                 values[entry.name] = number
+            elif entry.type == "float":
+                try:
+                    values[entry.name] = float(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            elif entry.type == "bool":
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+                values[entry.name] = raw.lower() in ("true", "1")
             else:
                 values[entry.name] = raw
         return cls(**values)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from experiments.main import main
 from experiments.options import engine_option
 from experiments.promote import promote
 from experiments.report import report
+from experiments.shadow_report import shadow_report
 from experiments.sweep import sweep
 
 
@@ -25,7 +26,18 @@ def cli() -> None:
     """Build, evaluate, register, promote and serve RAG pipelines as MLflow models."""
 
 
-for command in (main, build_index, evaluate, sweep, promote, report, history, rollback, query):
+for command in (
+    main,
+    build_index,
+    evaluate,
+    sweep,
+    promote,
+    report,
+    history,
+    rollback,
+    query,
+    shadow_report,
+):
     cli.add_command(command)
 
 

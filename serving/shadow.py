@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from prometheus_client import Counter
 
 from rag_model.pipeline import Answer
@@ -56,6 +56,7 @@ class Job:
     k: int | None
     where: dict[str, Any] | None
     model: str
+    key: str | None  # the API key's name (its scope is already in ``where``)
     live_version: str
     live_documents: list[str]
     live_answer: str
@@ -108,6 +109,7 @@ class Shadow:
             k=k,
             where=where,
             model=model.name or "",
+            key=g.get("rag_key_name") if has_request_context() else None,
             live_version=str(model.version),
             live_documents=[source.document_id for source in answer.sources],
             live_answer=answer.answer,
@@ -162,6 +164,7 @@ class Shadow:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "question_sha256": hashlib.sha256(job.question.encode()).hexdigest(),
             "model": job.model,
+            "key": job.key,
             "live_version": job.live_version,
             "shadow_version": shadow_version,
             "shadow_run_id": shadow_run,

@@ -48,6 +48,9 @@ class FakeLLM:
             return {"error": {"message": "slow down"}}, 429, {"Retry-After": "0"}
         if behaviour == "slow":
             time.sleep(3)
+        prompt = json.dumps(body.get("messages"))
+        if behaviour == "fails-after-warm-up" and "warm-up question" not in prompt:
+            return {"error": {"message": "the model is overloaded"}}, 500
         if behaviour == "malformed":
             return {"unexpected": True}
         if body.get("stream"):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app, g, has_request_context
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from rag_model.pipeline import Answer
 from rag_model.shadow import compare
@@ -41,6 +41,12 @@ SHADOW_JOBS = Counter(
     "rag_shadow_jobs_total",
     "sampled live questions for the shadow version, by outcome",
     ["outcome"],  # queued, dropped (queue full), answered, failed, unavailable (not loaded)
+)
+SHADOW_VERSION = Gauge(
+    "rag_shadow_version_info",
+    "1 for the shadow version a worker has loaded",
+    ["version"],
+    multiprocess_mode="livemax",
 )
 SHADOW_RECORDED = Counter("rag_shadow_pairs_recorded_total", "pairs written to the tracking store")
 SHADOW_FLUSH_FAILURES = Counter(
@@ -82,7 +88,7 @@ class Shadow:
             shadow_uri="",
             shadow_sample=0.0,
         )
-        self.holder = ModelHolder(own, model=model)
+        self.holder = ModelHolder(own, model=model, on_event=_on_shadow_event)
         self.jobs: queue.Queue[Job] = queue.Queue(maxsize=settings.shadow_queue_size)
         self._make_recorder = recorder or _mlflow_recorder
         self._recorder: Any = None
@@ -197,6 +203,14 @@ class Shadow:
             )
             return
         SHADOW_RECORDED.inc(len(batch))
+
+
+def _on_shadow_event(event: str, old: str | None, new: str | None) -> None:
+    if event in ("loaded", "reload"):
+        if old:
+            SHADOW_VERSION.labels(old).set(0)
+        if new:
+            SHADOW_VERSION.labels(new).set(1)
 
 
 def _mlflow_recorder() -> Any:

@@ -20,6 +20,10 @@ from rag_model.prompts import build_prompt, cited_ids
 
 # local servers accept any key; the SDK insists on a non-empty one
 NO_KEY_NEEDED = "not-needed"
+CONDENSE_PROMPT = (
+    "Rewrite the last question of this conversation as a standalone question that names what "
+    "its pronouns refer to. Answer with the question only.\n\n{history}\nUser: {question}"
+)
 
 
 class OpenAIGenerator(Generator):
@@ -61,9 +65,11 @@ class OpenAIGenerator(Generator):
         return self._client
 
     def _request(self, question: str, contexts: Sequence[RetrievedChunk], stream: bool) -> Any:
+        return self._complete(build_prompt(question, contexts, self.config.prompt_template), stream)
+
+    def _complete(self, prompt: str, stream: bool) -> Any:
         import openai
 
-        prompt = build_prompt(question, contexts, self.config.prompt_template)
         where = self.config.base_url or "the OpenAI API"
         try:
             return self._client_or_raise().chat.completions.create(
@@ -91,6 +97,26 @@ class OpenAIGenerator(Generator):
             raise GenerationError(f"cannot reach {where}: {exc}") from None
         except openai.APIStatusError as exc:
             raise GenerationError(f"{where} answered {exc.status_code}: {exc.message}") from None
+
+    def condense(self, previous: Sequence[str], question: str) -> str:
+        """``question`` rewritten by the LLM as a standalone question, given earlier user turns.
+
+        Raises:
+            GenerationError: the LLM failed or answered nothing usable.
+        """
+        history = "\n".join(f"User: {turn}" for turn in previous)
+        prompt = CONDENSE_PROMPT.format(history=history, question=question)
+        response = self._complete(prompt, stream=False)
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError(
+                f"malformed response from {self.config.base_url or 'the OpenAI API'} to the "
+                "request to condense a follow-up question"
+            )
+        return text.strip().splitlines()[0][:2000]
 
     def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
         response = self._request(question, contexts, stream=False)

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 
 from rag_model.errors import GenerationError
+from rag_model.followup import standalone
 from serving import shadow
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
@@ -47,18 +48,23 @@ def list_models() -> Response:
 
 
 def user_question(messages: list[UserMessage | OtherMessage]) -> str:
-    """The last ``user`` message's text; every user message is checked as a question (422).
+    """The last ``user`` message's text; every user message is checked as a question (422)."""
+    return user_turns(messages)[-1]
+
+
+def user_turns(messages: list[UserMessage | OtherMessage]) -> list[str]:
+    """Every ``user`` message's text, in order; each is checked as a question (422).
 
     Content is a string or a list of parts whose text parts are joined with spaces; each
     text part is checked on its own, as /openapi.json documents.
     """
-    question = None
+    turns: list[str] = []
     for index, message in enumerate(messages):
         if not isinstance(message, UserMessage):
             continue
         field = f"messages.{index}.content"
         if isinstance(message.content, str):
-            question = check_question(message.content, field)
+            turns.append(check_question(message.content, field))
             continue
         texts = [
             check_question(part.text, f"{field}.{position}.text")
@@ -67,17 +73,17 @@ def user_question(messages: list[UserMessage | OtherMessage]) -> str:
         ]
         if not texts:
             raise ApiError(f"{field} has no text part", 422, "invalid_request", field)
-        question = " ".join(texts)
-    if question is None:
+        turns.append(" ".join(texts))
+    if not turns:
         raise ApiError("messages must contain a user message", 422, "invalid_request", "messages")
-    return question
+    return turns
 
 
 @chat.post("/v1/chat/completions")
 def chat_completions() -> Response:
     """Answer the last user message; ``stream: true`` answers with server-sent events."""
     body = validate(ChatCompletionRequest, json_body())
-    question = user_question(body.messages)
+    turns = user_turns(body.messages)
     k = check_k(body.k)
     where = scoped(body.filter)  # the API key's scope ANDed in
     with served() as model:
@@ -89,6 +95,9 @@ def chat_completions() -> Response:
                 "model",
             )
         name = model.name or body.model
+        # a follow-up ("When did he die?") is retrieved as a standalone question: condensed
+        # by an LLM generator, else the previous user turn folded in (rag_model/followup.py)
+        question = standalone(turns[-1], turns[:-1], model.pipeline.generator)
         if not body.stream:
             (answer,) = answer_questions(model, [question], k, where)
             shadow.offer([answer], k, where, model)

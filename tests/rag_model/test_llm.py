@@ -23,6 +23,7 @@ CHUNKS = [
 ]
 
 
+CONDENSED = "What is the atomic number of oxygen?"
 USAGE = {"prompt_tokens": 57, "completion_tokens": 9, "total_tokens": 66}
 
 
@@ -49,6 +50,10 @@ class FakeLLM:
         if behaviour == "slow":
             time.sleep(3)
         prompt = json.dumps(body.get("messages"))
+        if "Rewrite the last question" in prompt:  # the follow-up condenser
+            content = CONDENSED
+        else:
+            content = ANSWER
         if behaviour == "fails-after-warm-up" and "warm-up question" not in prompt:
             return {"error": {"message": "the model is overloaded"}}, 500
         if behaviour == "malformed":
@@ -64,7 +69,7 @@ class FakeLLM:
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": ANSWER},
+                    "message": {"role": "assistant", "content": content},
                 }
             ],
             "usage": USAGE,

@@ -82,3 +82,35 @@ def test_chat_reports_the_tokens_the_llm_counted(client: FlaskClient) -> None:
         "completion_tokens": 9,
         "total_tokens": 66,
     }
+
+
+def test_a_follow_up_is_condensed_by_the_llm_before_retrieval(
+    client: FlaskClient, llm: FakeLLM
+) -> None:
+    from tests.rag_model.test_llm import CONDENSED
+
+    messages = [
+        {"role": "user", "content": "Tell me about oxygen."},
+        {"role": "assistant", "content": "Oxygen is a chemical element."},
+        {"role": "user", "content": "What is its atomic number?"},
+    ]
+    llm.calls.clear()
+    response = client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+    assert response.status_code == 200
+    condense, answer = (json.dumps(call["messages"]) for call in llm.calls)
+    assert "Rewrite the last question" in condense
+    assert "User: Tell me about oxygen.\\nUser: What is its atomic number?" in condense
+    assert CONDENSED in answer  # retrieved and answered as the standalone question
+    assert response.json["sources"][0]["document_id"].startswith("Oxygen-")
+
+
+def test_a_standalone_question_is_not_sent_to_the_condenser(
+    client: FlaskClient, llm: FakeLLM
+) -> None:
+    messages = [
+        {"role": "user", "content": "Tell me about oxygen."},
+        {"role": "user", "content": "Who built the bridge?"},
+    ]
+    llm.calls.clear()
+    client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+    assert len(llm.calls) == 1

@@ -94,6 +94,7 @@ def trial(uri: str, sample: str | None, clients: int, seconds: float, log: Path)
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # bench.loadgen.stop ends the whole process group
     )
     try:
         wait_ready(port, "/ready", process)

@@ -17,6 +17,7 @@ the worker's: the overhead on live traffic is measured by ``bench/shadow_overhea
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import queue
@@ -93,6 +94,7 @@ class Shadow:
         self._make_recorder = recorder or _mlflow_recorder
         self._recorder: Any = None
         self._pending: list[dict[str, Any]] = []
+        self._pending_lock = threading.Lock()  # the thread appends; flush at exit takes
         self._random = random.Random()
         self._thread: threading.Thread | None = None
         self._failures = 0
@@ -105,6 +107,7 @@ class Shadow:
             self.holder.start()
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self._thread.start()
+        atexit.register(self.close)
 
     def offer(self, answer: Answer, k: int | None, where: Any, model: ServedModel) -> None:
         """On the request path: sample, then queue without waiting (a full queue drops)."""
@@ -185,11 +188,22 @@ class Shadow:
             pair.update(
                 question=job.question, live_answer=job.live_answer, shadow_answer=answer.answer
             )
-        self._pending.append(pair)
+        with self._pending_lock:
+            self._pending.append(pair)
+
+    def close(self) -> None:
+        """At exit: write the pairs not yet written, then mark this worker's runs finished."""
+        self.flush()
+        if self._recorder is not None and hasattr(self._recorder, "close"):
+            try:
+                self._recorder.close()
+            except Exception:  # noqa: BLE001 - exiting: nothing left to do about it
+                log.warning("could not mark the shadow runs finished")
 
     def flush(self) -> None:
         """Write the pending pairs as one batch (from the shadow thread; tests call it too)."""
-        batch, self._pending = self._pending, []
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
         if not batch:
             return
         try:

@@ -10,7 +10,6 @@ gather the artifacts of every such run, whichever process or replica wrote them.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import tempfile
@@ -37,7 +36,6 @@ class ShadowRecorder:
         self._runs: dict[tuple[str, str, str], str] = {}
         self._sums: dict[str, dict[str, float]] = {}
         self._batches = 0
-        atexit.register(self.close)
 
     def write(self, pairs: Sequence[Mapping[str, Any]]) -> None:
         groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
@@ -82,7 +80,7 @@ class ShadowRecorder:
         return run.info.run_id
 
     def close(self) -> None:
-        """Mark this process's runs finished (at exit)."""
+        """Mark this process's runs finished (the server calls it at exit, after a last flush)."""
         for run_id in self._runs.values():
             try:
                 self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))

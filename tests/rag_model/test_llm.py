@@ -56,6 +56,8 @@ class FakeLLM:
             content = ANSWER
         if behaviour == "fails-after-warm-up" and "warm-up question" not in prompt:
             return {"error": {"message": "the model is overloaded"}}, 500
+        if behaviour == "slow-after-warm-up" and "warm-up question" not in prompt:
+            time.sleep(10)
         if behaviour == "malformed":
             return {"unexpected": True}
         if body.get("stream"):

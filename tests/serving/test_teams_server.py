@@ -3,7 +3,7 @@
 Key A's crafted filters on every route, schemathesis under key A (every source in A's scope),
 a keys file changed while serving, ``GET /v1/models`` through the OpenAI SDK; then the shadow
 version (``models:/rag-model@candidate``, every live question sampled): pairs recorded and
-reported, the live answers unchanged while the shadow is slow (an LLM that sleeps 3 s) or
+reported, the live answers unchanged while the shadow is slow (an LLM that sleeps 10 s) or
 failing (an LLM that cannot be reached), and the promotion gate on shadow agreement.
 """
 
@@ -90,7 +90,10 @@ def versions(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator
     llm_generation = {"generator": "openai", "api_key_env": "TEST_LLM_KEY", "max_retries": 0}
     configs = {
         "good": {"chunking": {"chunk_size": 500}},
-        "slow": {"generation": {**llm_generation, "model": "slow", "base_url": llm.url}},
+        # loads at once, then takes 10 s per live question
+        "slow": {
+            "generation": {**llm_generation, "model": "slow-after-warm-up", "base_url": llm.url}
+        },
         # loads (its warm-up is answered), then every live question fails with a 500
         "failing": {
             "generation": {**llm_generation, "model": "fails-after-warm-up", "base_url": llm.url}
@@ -320,7 +323,7 @@ def test_live_answers_do_not_wait_for_a_slow_or_failing_shadow(
         assert status == 200, body
         answers.append(body)
     after = shadow_counts(server)
-    if kind == "slow":  # 3 s per shadow answer: the live answers did not wait for them
+    if kind == "slow":  # 10 s per shadow answer: the live answers did not wait for them
         assert after["answered"] - counts["answered"] < 8
         assert after["dropped"] > counts["dropped"], (counts, after)  # 2 queued per worker
     else:

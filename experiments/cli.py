@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,12 +9,14 @@ from pathlib import Path
 import click
 
 from experiments.build_index import build_index
+from experiments.client import query
 from experiments.evaluate_version import evaluate
 from experiments.history import history, rollback
 from experiments.main import main
 from experiments.options import engine_option
 from experiments.promote import promote
 from experiments.report import report
+from experiments.shadow_report import shadow_report
 from experiments.sweep import sweep
 
 
@@ -25,7 +26,18 @@ def cli() -> None:
     """Build, evaluate, register, promote and serve RAG pipelines as MLflow models."""
 
 
-for command in (main, build_index, evaluate, sweep, promote, report, history, rollback):
+for command in (
+    main,
+    build_index,
+    evaluate,
+    sweep,
+    promote,
+    report,
+    history,
+    rollback,
+    query,
+    shadow_report,
+):
     cli.add_command(command)
 
 
@@ -84,34 +96,6 @@ def publish(snapshot_dir: str, config_path: str, batch_size: int, replace: bool)
         f"{result.collection!r} on {result.server_url} ({result.seconds:.1f} s, content digest "
         f"{result.content_digest[:12]}…)"
     )
-
-
-@cli.command()
-@click.argument("question")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="RAG_URL")
-@click.option("--k", type=click.IntRange(min=1), default=None)
-def query(question: str, url: str, k: int | None) -> None:
-    """Ask a running server a QUESTION; print the answer, its sources and the served version."""
-    import requests
-
-    body: dict[str, object] = {"question": question}
-    if k is not None:
-        body["k"] = k
-    try:
-        response = requests.post(f"{url.rstrip('/')}/v1/query", json=body, timeout=60)
-    except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc}") from None
-    data = response.json()
-    if response.status_code != 200:
-        raise click.ClickException(f"{response.status_code}: {json.dumps(data.get('error', data))}")
-    model = data["model"]
-    click.echo(f"Q: {question}\nA: {data['answer']}\n\nSources:")
-    for number, source in enumerate(data.get("sources", []), start=1):
-        click.echo(
-            f"  [{number}] {source['document_id']} (score {source['score']:.3f}): "
-            f"{source['text'][:100]}…"
-        )
-    click.echo(f"\nServed by {model['name']} version {model['version']} (run {model['run_id']})")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -37,6 +37,12 @@ class Refused(click.ClickException):
     default="",
     help="Allowed relative growth of p95 latency [0.25].",
 )
+@option(
+    "--min-shadow-agreement",
+    type=OptionalFloat(),
+    default="",
+    help="Require shadow pairs against production with at least this top-1 agreement (0-1).",
+)
 @option("--force", is_flag=True, help="Override a refusal (needs --reason; recorded).")
 @option(
     "--force-if",
@@ -54,6 +60,7 @@ def promote(
     primary_metric: str,
     tolerance: float | None,
     max_latency_regression: float | None,
+    min_shadow_agreement: float | None,
     force: bool,
     force_if: bool,
     reason: str,
@@ -72,6 +79,7 @@ def promote(
             "primary_metric": primary_metric,
             "tolerance": tolerance,
             "max_latency_regression": max_latency_regression,
+            "min_shadow_agreement": min_shadow_agreement,
         }
         policy = GatePolicy(**{k: v for k, v in overrides.items() if v not in (None, "")})
         try:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rag_model.errors import ConfigError
+from rag_model.shadow import ShadowSummary
 
 EVAL_TAG_PREFIX = "eval."
 DIGEST_TAG = "eval.dataset_digest"
@@ -32,12 +33,20 @@ class GatePolicy:
     latency_metric: str = "latency_p95_ms"
     max_latency_regression: float = 0.25  # allowed relative growth of p95 latency
     latency_slack_ms: float = 10.0  # plus this much, so 3 ms -> 5 ms is not a "regression"
+    # share of shadowed live questions on which the candidate's first source is production's
+    # (rag_model.shadow); None: no shadow requirement
+    min_shadow_agreement: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("tolerance", "max_latency_regression", "latency_slack_ms"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        agreement = self.min_shadow_agreement
+        if agreement is not None and not (
+            isinstance(agreement, (int, float)) and 0 <= agreement <= 1
+        ):
+            raise ConfigError(f"min_shadow_agreement must be between 0 and 1, got {agreement!r}")
         if not self.primary_metric:
             raise ConfigError("primary_metric must name a metric, e.g. 'hit_rate' or 'mrr'")
 
@@ -80,8 +89,55 @@ def check_gate(
     candidate: Evaluation | None,
     production: Evaluation | None,
     policy: GatePolicy,
+    shadow: ShadowSummary | None = None,
 ) -> GateResult:
-    """Decide whether ``candidate`` may replace ``production`` (None: no production yet)."""
+    """Decide whether ``candidate`` may replace ``production`` (None: no production yet).
+
+    With ``policy.min_shadow_agreement``, ``shadow`` (the candidate's pairs against production
+    on live traffic) must exist and reach it, after the evaluation's checks pass.
+    """
+    result = _check_evaluation(candidate_version, candidate, production, policy)
+    if policy.min_shadow_agreement is None or not result.allowed:
+        return result
+    bound = policy.min_shadow_agreement
+    compared = dict(result.compared)
+    compared["policy.min_shadow_agreement"] = bound
+    if shadow is None or shadow.pairs == 0:
+        against = f"production version {production.version}" if production else "production"
+        return GateResult(
+            False,
+            f"version {candidate_version} has no shadow pairs against {against}; serve it "
+            "with RAG_SHADOW_URI and RAG_SHADOW_SAMPLE first (rag-model shadow-report shows them)",
+            compared,
+        )
+    compared.update(
+        {
+            "candidate.shadow_top1_agreement": shadow.top1_agreement,
+            "candidate.shadow_jaccard": shadow.jaccard,
+            "candidate.shadow_answer_f1": shadow.answer_f1,
+            "candidate.shadow_pairs": float(shadow.pairs),
+        }
+    )
+    if shadow.top1_agreement < bound:
+        return GateResult(
+            False,
+            f"shadow top-1 agreement {shadow.top1_agreement:.4f} over {shadow.pairs} live "
+            f"questions is below --min-shadow-agreement {bound}",
+            compared,
+        )
+    reason = (
+        f"{result.reason}; shadow top-1 agreement {shadow.top1_agreement:.4f} >= {bound} "
+        f"({shadow.pairs} pairs)"
+    )
+    return GateResult(True, reason, compared)
+
+
+def _check_evaluation(
+    candidate_version: str,
+    candidate: Evaluation | None,
+    production: Evaluation | None,
+    policy: GatePolicy,
+) -> GateResult:
     metric = policy.primary_metric
     if candidate is None:
         return GateResult(

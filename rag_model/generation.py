@@ -24,6 +24,9 @@ class Generation:
     text: str
     citations: list[str] = field(default_factory=list)
     confidence: float | None = None  # extractive: best sentence similarity to the question
+    # tokens the LLM counted ({prompt_tokens, completion_tokens, total_tokens}); None when the
+    # generator counts none (extractive, echo) or the LLM server did not say
+    usage: dict[str, int] | None = None
     # what the ``rag.generate`` span shows beyond the answer (filled only while tracing:
     # the prompt and token usage of an LLM, the sentences the extractive generator chose)
     details: Mapping[str, Any] = field(default_factory=dict)

@@ -21,6 +21,10 @@ from rag_model.tracing import content, is_tracing_enabled
 
 # local servers accept any key; the SDK insists on a non-empty one
 NO_KEY_NEEDED = "not-needed"
+CONDENSE_PROMPT = (
+    "Rewrite the last question of this conversation as a standalone question that names what "
+    "its pronouns refer to. Answer with the question only.\n\n{history}\nUser: {question}"
+)
 
 
 class OpenAIGenerator(Generator):
@@ -64,9 +68,11 @@ class OpenAIGenerator(Generator):
         return self._client
 
     def _request(self, question: str, contexts: Sequence[RetrievedChunk], stream: bool) -> Any:
+        return self._complete(build_prompt(question, contexts, self.config.prompt_template), stream)
+
+    def _complete(self, prompt: str, stream: bool) -> Any:
         import openai
 
-        prompt = build_prompt(question, contexts, self.config.prompt_template)
         where = self.config.base_url or "the OpenAI API"
         try:
             return self._client_or_raise().chat.completions.create(
@@ -95,6 +101,26 @@ class OpenAIGenerator(Generator):
         except openai.APIStatusError as exc:
             raise GenerationError(f"{where} answered {exc.status_code}: {exc.message}") from None
 
+    def condense(self, previous: Sequence[str], question: str) -> str:
+        """``question`` rewritten by the LLM as a standalone question, given earlier user turns.
+
+        Raises:
+            GenerationError: the LLM failed or answered nothing usable.
+        """
+        history = "\n".join(f"User: {turn}" for turn in previous)
+        prompt = CONDENSE_PROMPT.format(history=history, question=question)
+        response = self._complete(prompt, stream=False)
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError(
+                f"malformed response from {self.config.base_url or 'the OpenAI API'} to the "
+                "request to condense a follow-up question"
+            )
+        return text.strip().splitlines()[0][:2000]
+
     def generate(self, question: str, contexts: Sequence[RetrievedChunk]) -> Generation:
         response = self._request(question, contexts, stream=False)
         try:
@@ -106,15 +132,16 @@ class OpenAIGenerator(Generator):
                 f"malformed response from {self.config.base_url or 'the OpenAI API'}: "
                 "no choices[0].message.content"
             )
+        usage = _usage(response)
         details: dict[str, Any] = {}
         if is_tracing_enabled():
             details = {
                 "model": self.config.model,
                 "prompt": content(build_prompt(question, contexts, self.config.prompt_template)),
                 "completion": content(text),
-                "token_usage": _usage(response),
+                "token_usage": _trace_usage(usage),
             }
-        return Generation(text.strip(), cited_ids(text, contexts), details=details)
+        return Generation(text.strip(), cited_ids(text, contexts), usage=usage, details=details)
 
     def stream(self, question: str, contexts: Sequence[RetrievedChunk]) -> Iterator[str]:
         import openai
@@ -130,13 +157,23 @@ class OpenAIGenerator(Generator):
 
 
 def _usage(response: Any) -> dict[str, int] | None:
-    """The response's token counts (input, output, total), when the server sent them."""
+    """The token counts the server reported (OpenAI's ``usage``), or None if it sent none."""
     usage = getattr(response, "usage", None)
     counts = {
-        "input_tokens": getattr(usage, "prompt_tokens", None),
-        "output_tokens": getattr(usage, "completion_tokens", None),
-        "total_tokens": getattr(usage, "total_tokens", None),
+        name: getattr(usage, name, None)
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
     }
-    if not all(isinstance(value, int) for value in counts.values()):
+    if not all(isinstance(count, int) for count in counts.values()):
         return None
     return counts  # type: ignore[return-value]
+
+
+def _trace_usage(usage: dict[str, int] | None) -> dict[str, int] | None:
+    """OpenAI's token counts under the names MLflow's LLM spans use (input, output, total)."""
+    if usage is None:
+        return None
+    return {
+        "input_tokens": usage["prompt_tokens"],
+        "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }

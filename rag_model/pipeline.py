@@ -31,6 +31,7 @@ class Answer:
     citations: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     confidence: float | None = None
+    usage: dict[str, int] | None = None  # the generator's token counts, when it has them
 
     def to_dict(self, include_sources: bool = True) -> dict[str, Any]:
         """JSON-ready form: answer, citations, sources (id, document_id, text, score, metadata)."""
@@ -192,6 +193,7 @@ class RagPipeline:
                     sources=sources,
                     citations=generation.citations,
                     confidence=generation.confidence,
+                    usage=generation.usage,
                     timings={
                         **shared,
                         "generate_ms": generate_ms,

@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     apply_offline_defaults()  # the server is a program: it sets them before loading a model
     from serving.api import api
     from serving.chat import chat
+    from serving.cors import init_cors
     from serving.errors import register_error_handlers
     from serving.feedback import feedback
     from serving.observability import init_observability, on_model_event
@@ -49,6 +50,11 @@ def create_app(settings: Settings | None = None, model: ServedModel | None = Non
     register_error_handlers(app)
     init_observability(app, holder)
     init_security(app, settings)
+    init_cors(app, settings)
+    if model is None:
+        from serving.shadow import init_shadow
+
+        init_shadow(app, settings)
     if model is None:
         holder.start()
     elif model.version:

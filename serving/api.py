@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from rag_model import query as contract
 from rag_model.packaging.rows import predict_rows
 from rag_model.pipeline import Answer
-from serving import strict_json
+from serving import shadow, strict_json
 from serving.errors import ApiError
 from serving.model_holder import ModelHolder, ServedModel
 from serving.observability import ANSWER_CACHE_HITS, ANSWER_CACHE_MISSES
@@ -31,6 +31,7 @@ from serving.schemas import (
     QueryResult,
     validate,
 )
+from serving.scopes import scoped
 from serving.settings import Settings
 from serving.tracing import trace_cached_answer, traced_request
 
@@ -212,8 +213,9 @@ def query() -> Response:
     body = validate(QueryRequest, json_body())
     question = check_question(body.question)
     k = check_k(body.k)
+    where = scoped(body.filter)  # the API key's scope ANDed in: also part of the cache key
     with served() as model:
-        key = model.pipeline.query(question, k, body.filter, body.include_sources).key()
+        key = model.pipeline.query(question, k, where, body.include_sources).key()
         result = model.answers.get(key) if model.answers.enabled else None
         if result is not None:
             ANSWER_CACHE_HITS.inc()
@@ -221,7 +223,8 @@ def query() -> Response:
             return jsonify({**result, "cached": True})
         if model.answers.enabled:
             ANSWER_CACHE_MISSES.inc()
-        (answer,) = answer_questions(model, [question], k, body.filter)
+        (answer,) = answer_questions(model, [question], k, where)
+        shadow.offer([answer], k, where, model)  # a sample, queued: never waits
         result = answer.to_dict(include_sources=body.include_sources)
         result["model"] = model_ref(model)
         model.answers.put(key, result)
@@ -236,7 +239,9 @@ def query_batch() -> Response:
     questions = [check_question(q, f"questions.{i}") for i, q in enumerate(body.questions)]
     k = check_k(body.k)
     with served() as model:
-        answers = answer_questions(model, questions, k, body.filter)
+        where = scoped(body.filter)
+        answers = answer_questions(model, questions, k, where)
+        shadow.offer(answers, k, where, model)
         results = [QueryResult(**a.to_dict(include_sources=body.include_sources)) for a in answers]
         response = BatchQueryResponse(results=results, model=model_ref(model))
     return jsonify(response.model_dump(exclude_none=True))
@@ -265,7 +270,7 @@ def invocations() -> Response:
     # the signature's params, with the filter already parsed: it is not sent back through JSON
     model_params = {
         "k": check_k(params.k, "params.k"),
-        "filter": params.filter,
+        "filter": scoped(params.filter),
         "include_sources": params.include_sources,
     }
     with served() as model:

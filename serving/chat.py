@@ -7,6 +7,7 @@ The last user message is the question; ``model`` must name the served registered
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, stream_with_context
 
 from rag_model.errors import GenerationError
+from rag_model.followup import standalone
+from serving import shadow
 from serving.api import answer_questions, check_k, check_question, json_body, served
 from serving.errors import ApiError
 from serving.schemas import (
@@ -25,23 +28,43 @@ from serving.schemas import (
     UserMessage,
     validate,
 )
+from serving.scopes import scoped
 
 chat = Blueprint("chat", __name__)
 
 
+@chat.get("/v1/models")
+def list_models() -> Response:
+    """The served model in OpenAI's list shape: the names chat requests may give as ``model``."""
+    with served() as model:
+        name = model.name or "rag-model"
+        names = [name] + [f"{name}@{model.alias}"] * bool(model.alias)
+        created = calendar.timegm(time.strptime(model.loaded_at, "%Y-%m-%dT%H:%M:%SZ"))
+        cards = [
+            {"id": each, "object": "model", "created": created, "owned_by": "rag-model"}
+            for each in names
+        ]
+    return jsonify({"object": "list", "data": cards})
+
+
 def user_question(messages: list[UserMessage | OtherMessage]) -> str:
-    """The last ``user`` message's text; every user message is checked as a question (422).
+    """The last ``user`` message's text; every user message is checked as a question (422)."""
+    return user_turns(messages)[-1]
+
+
+def user_turns(messages: list[UserMessage | OtherMessage]) -> list[str]:
+    """Every ``user`` message's text, in order; each is checked as a question (422).
 
     Content is a string or a list of parts whose text parts are joined with spaces; each
     text part is checked on its own, as /openapi.json documents.
     """
-    question = None
+    turns: list[str] = []
     for index, message in enumerate(messages):
         if not isinstance(message, UserMessage):
             continue
         field = f"messages.{index}.content"
         if isinstance(message.content, str):
-            question = check_question(message.content, field)
+            turns.append(check_question(message.content, field))
             continue
         texts = [
             check_question(part.text, f"{field}.{position}.text")
@@ -50,18 +73,19 @@ def user_question(messages: list[UserMessage | OtherMessage]) -> str:
         ]
         if not texts:
             raise ApiError(f"{field} has no text part", 422, "invalid_request", field)
-        question = " ".join(texts)
-    if question is None:
+        turns.append(" ".join(texts))
+    if not turns:
         raise ApiError("messages must contain a user message", 422, "invalid_request", "messages")
-    return question
+    return turns
 
 
 @chat.post("/v1/chat/completions")
 def chat_completions() -> Response:
     """Answer the last user message; ``stream: true`` answers with server-sent events."""
     body = validate(ChatCompletionRequest, json_body())
-    question = user_question(body.messages)
+    turns = user_turns(body.messages)
     k = check_k(body.k)
+    where = scoped(body.filter)  # the API key's scope ANDed in
     with served() as model:
         if model.name and body.model not in (model.name, f"{model.name}@{model.alias}"):
             raise ApiError(
@@ -71,8 +95,12 @@ def chat_completions() -> Response:
                 "model",
             )
         name = model.name or body.model
+        # a follow-up ("When did he die?") is retrieved as a standalone question: condensed
+        # by an LLM generator, else the previous user turn folded in (rag_model/followup.py)
+        question = standalone(turns[-1], turns[:-1], model.pipeline.generator)
         if not body.stream:
-            (answer,) = answer_questions(model, [question], k, body.filter)
+            (answer,) = answer_questions(model, [question], k, where)
+            shadow.offer([answer], k, where, model)
     completion_id = f"chatcmpl-{g.request_id}"
     created = int(time.time())
     if not body.stream:
@@ -88,14 +116,15 @@ def chat_completions() -> Response:
                     "finish_reason": "stop",
                 }
             ],
-            usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            # the LLM's counts; zeros for generators that count no tokens (extractive, echo)
+            usage=answer.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             sources=answer.to_dict()["sources"],
         )
         return jsonify(response.model_dump())
 
     model.enter()  # held until the stream ends, even if the alias moves meanwhile
     try:
-        sources, pieces = model.pipeline.answer_stream(question, k=k, where=body.filter)
+        sources, pieces = model.pipeline.answer_stream(question, k=k, where=where)
     except BaseException:
         model.exit()
         raise

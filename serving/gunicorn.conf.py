@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 from rag_model.offline import apply_offline_defaults
+from serving import gunicorn_errors as _gunicorn_errors
 from serving.settings import Settings
 
 # in the master, before the fork: every worker starts with them already set
@@ -47,6 +48,9 @@ preload_app = False  # a Chroma client or torch threads in the master hang the w
 accesslog = None  # serving.observability writes one JSON line per request instead
 errorlog = "-"
 logger_class = "serving.gunicorn_logger.RedactingLogger"  # no client-sent text in the log
+# requests gunicorn refuses before the app (request line or headers too large) get the
+# app's JSON error shape, not gunicorn's HTML page
+_gunicorn_errors.install()
 
 
 _prepare = None  # the `python -m serving.prepare` subprocess

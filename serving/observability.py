@@ -117,6 +117,7 @@ def init_observability(app: Flask, holder: ModelHolder) -> None:
                     "model_version": version,
                     "remote": request.remote_addr,
                     "served_by": served_by,
+                    "key": g.get("rag_key_name"),  # the key's name (keys file), never the key
                 }
             )
         )

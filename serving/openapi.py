@@ -107,6 +107,15 @@ ROUTES: tuple[Route, ...] = (
         ("400", "404", "409", "413", "415", "422", "429", "503", "504"),
         status="202",
     ),
+    Route(
+        "chat.list_models",
+        "/v1/models",
+        "get",
+        "OpenAI-compatible model list: the served model",
+        None,
+        schemas.ModelList,
+        ("429", "503"),
+    ),
     Route("api.health", "/health", "get", "Liveness", None, schemas.HealthResponse),
     Route(
         "api.ready",

@@ -326,6 +326,22 @@ class ChatCompletionChunk(BaseModel):
     sources: list[Source] | None = Field(None, description="on the last chunk: the sources")
 
 
+class ModelCard(BaseModel):
+    """One model of ``GET /v1/models``, in OpenAI's shape."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``: the served model, by name and by name@alias (OpenAI's shape)."""
+
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
 class ModelInfo(BaseModel):
     name: str | None
     version: str | None

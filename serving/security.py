@@ -11,18 +11,17 @@ would drop the protection the limit exists for.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from limits.errors import ConfigurationError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rag_model.errors import ConfigError
 from serving.errors import ApiError
+from serving.scopes import KeyRing
 from serving.settings import Settings
 
 # probes and the playground page itself need no key (the page asks for one to query)
@@ -33,18 +32,14 @@ REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 log = logging.getLogger(__name__)
 
 
-def load_api_keys(settings: Settings) -> list[str]:
-    """Keys from RAG_API_KEYS (comma-separated) and RAG_API_KEYS_FILE (one per line)."""
+def load_api_keys(settings: Settings) -> KeyRing:
+    """Keys from RAG_API_KEYS (comma-separated) and RAG_API_KEYS_FILE (serving/scopes.py).
+
+    Raises:
+        ConfigError: the file cannot be read or is malformed (naming the entry).
+    """
     keys = [key.strip() for key in settings.api_keys.split(",") if key.strip()]
-    if settings.api_keys_file:
-        try:
-            text = Path(settings.api_keys_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"RAG_API_KEYS_FILE {settings.api_keys_file}: cannot read it ({exc.strerror})"
-            ) from None
-        keys += [line.strip() for line in text.splitlines() if line.strip()]
-    return keys
+    return KeyRing(keys, settings.api_keys_file)
 
 
 def presented_key() -> str | None:
@@ -56,26 +51,30 @@ def presented_key() -> str | None:
 
 def init_security(app: Flask, settings: Settings) -> None:
     """Require a key on every non-public route when keys are configured; apply rate limits."""
-    keys = [key.encode() for key in load_api_keys(settings)]
-    app.extensions["rag_auth"] = bool(keys)
+    ring = load_api_keys(settings)
+    app.extensions["rag_auth"] = bool(ring.keys)
     # digests only: lets serving.observability refuse a key sent as a request id
-    app.extensions["rag_key_digests"] = frozenset(hashlib.sha256(key).digest() for key in keys)
+    app.extensions["rag_key_digests"] = ring
+    app.extensions["rag_keys"] = ring
 
     @app.before_request
     def _authenticate() -> None:
-        if not keys or request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+        g.rag_key_name = None  # the contract with tracing: the key's name, never the key
+        g.rag_scope = None
+        if not app.extensions["rag_auth"] or request.method == "OPTIONS":
             return
-        token = presented_key()
-        # compare with every key, in constant time each, so timing tells nothing
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(key, (token or "").encode())
-        if not matched:
+        ring.refresh()  # one stat: a changed keys file applies to this request
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return
+        key = ring.match(presented_key())
+        if key is None:
             raise ApiError(
                 "missing or invalid API key; send 'Authorization: Bearer <key>'",
                 401,
                 "unauthorized",
             )
+        g.rag_key_name = key.name
+        g.rag_scope = key.scope
 
     if settings.proxy_hops:  # the client address is the one the proxies saw
         hops = settings.proxy_hops

@@ -92,6 +92,20 @@ class Settings:
     trace_content: bool = True
     # the experiment (by name) that receives the traces; "" = the served run's own experiment
     trace_experiment: str = ""
+    # browser clients: comma-separated origins allowed by CORS (e.g. "https://app.example.com");
+    # "*" allows any origin; "" sends no CORS headers (browsers then refuse other origins)
+    cors_origins: str = ""
+    # shadow traffic (serving/shadow.py): a second version, followed like RAG_MODEL_URI, answers
+    # a sample (0 to 1) of live questions off the request path; pairs are compared and recorded
+    # as runs of the shadow version. The question's sha256 is recorded, its text only with
+    # shadow_record_text. A full queue drops (counted); flushed every shadow_flush_pairs pairs
+    # or shadow_flush_seconds, whichever comes first
+    shadow_uri: str = ""
+    shadow_sample: float = 0.0
+    shadow_record_text: bool = False
+    shadow_queue_size: int = 64
+    shadow_flush_pairs: int = 200
+    shadow_flush_seconds: int = 30
     # set by serving/gunicorn.conf.py for its workers, not by users: the JSON file where the
     # master's `python -m serving.prepare` reports the version it resolved and verified
     prepared_file: str = ""
@@ -106,6 +120,15 @@ class Settings:
             raise ConfigError(
                 "RAG_TRACE_SAMPLE_RATIO must be between 0 and 1 (0 turns tracing off, 1 traces "
                 f"every request), got {self.trace_sample_ratio:g}"
+            )
+        if not 0.0 <= self.shadow_sample <= 1.0:
+            raise ConfigError(
+                f"RAG_SHADOW_SAMPLE must be between 0 and 1, got {self.shadow_sample}"
+            )
+        if self.shadow_sample > 0 and not self.shadow_uri:
+            raise ConfigError(
+                "RAG_SHADOW_SAMPLE is set but RAG_SHADOW_URI is not: name the shadow version, "
+                "e.g. models:/rag-model@candidate"
             )
         if self.max_k > MAX_K:
             raise ConfigError(

@@ -176,11 +176,17 @@ def promote(
         previous = current_alias_version(name, alias, client)
         if previous == target.version:
             raise RegistryError(f"@{alias} already points at version {target.version}")
+        shadow = None
+        if policy.min_shadow_agreement is not None:  # the candidate on live traffic
+            from rag_model.packaging.shadow_runs import shadow_summary
+
+            shadow = shadow_summary(name, previous, target.version, client)
         gate = check_gate(
             target.version,
             evaluation_of(name, target.version, client),
             evaluation_of(name, previous, client),
             policy,
+            shadow,
         )
         if not gate.allowed and not force:
             event = _record(

@@ -77,3 +77,35 @@ def test_evaluation_is_read_from_version_tags() -> None:
 def test_policy_refuses_negative_bounds(field: str) -> None:
     with pytest.raises(ConfigError, match=f"{field} must be a number >= 0, got -1"):
         GatePolicy(**{field: -1})
+
+
+def shadow(agreement: float, pairs: int = 40):
+    from rag_model.shadow import ShadowSummary
+
+    return ShadowSummary("m", "1", "2", pairs, 0.9, agreement, 0.8, 10.0, 20.0, 11.0, 25.0)
+
+
+def test_min_shadow_agreement_needs_pairs_and_the_agreement() -> None:
+    policy = GatePolicy(min_shadow_agreement=0.9)
+    good, old = evaluation("2"), evaluation("1")
+    none = check_gate("2", good, old, policy, None)
+    assert not none.allowed
+    assert none.reason.startswith("version 2 has no shadow pairs against production version 1")
+    low = check_gate("2", good, old, policy, shadow(0.85))
+    assert not low.allowed
+    assert low.reason == (
+        "shadow top-1 agreement 0.8500 over 40 live questions is below --min-shadow-agreement 0.9"
+    )
+    assert low.compared["candidate.shadow_top1_agreement"] == 0.85
+    assert low.compared["policy.min_shadow_agreement"] == 0.9
+    ok = check_gate("2", good, old, policy, shadow(0.95))
+    assert ok.allowed and "shadow top-1 agreement 0.9500 >= 0.9 (40 pairs)" in ok.reason
+    assert ok.compared["candidate.shadow_pairs"] == 40.0
+    # without the option, shadow pairs change nothing
+    assert check_gate("2", good, old, POLICY, shadow(0.1)).allowed
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_min_shadow_agreement_is_a_share(value: float) -> None:
+    with pytest.raises(ConfigError, match="min_shadow_agreement must be between 0 and 1"):
+        GatePolicy(min_shadow_agreement=value)

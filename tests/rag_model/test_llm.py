@@ -23,6 +23,10 @@ CHUNKS = [
 ]
 
 
+CONDENSED = "What is the atomic number of oxygen?"
+USAGE = {"prompt_tokens": 57, "completion_tokens": 9, "total_tokens": 66}
+
+
 class FakeLLM:
     """OpenAI-compatible /v1/chat/completions; the requested model picks the behaviour."""
 
@@ -45,6 +49,15 @@ class FakeLLM:
             return {"error": {"message": "slow down"}}, 429, {"Retry-After": "0"}
         if behaviour == "slow":
             time.sleep(3)
+        prompt = json.dumps(body.get("messages"))
+        if "Rewrite the last question" in prompt:  # the follow-up condenser
+            content = CONDENSED
+        else:
+            content = ANSWER
+        if behaviour == "fails-after-warm-up" and "warm-up question" not in prompt:
+            return {"error": {"message": "the model is overloaded"}}, 500
+        if behaviour == "slow-after-warm-up" and "warm-up question" not in prompt:
+            time.sleep(10)
         if behaviour == "malformed":
             return {"unexpected": True}
         if body.get("stream"):
@@ -58,9 +71,10 @@ class FakeLLM:
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": ANSWER},
+                    "message": {"role": "assistant", "content": content},
                 }
             ],
+            "usage": USAGE,
         }
 
     @staticmethod

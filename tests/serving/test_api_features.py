@@ -268,3 +268,29 @@ def test_playground_page_is_served(client: FlaskClient) -> None:
     text = page.get_data(as_text=True)
     assert '<form id="ask">' in text
     assert 'fetch("/v1/query"' in text
+
+
+def test_models_lists_the_served_model_in_openais_shape(client: FlaskClient) -> None:
+    response = client.get("/v1/models")
+    assert response.status_code == 200
+    body = response.json
+    assert body["object"] == "list"
+    assert [card["id"] for card in body["data"]] == ["fake", "fake@production"]
+    assert {card["object"] for card in body["data"]} == {"model"}
+    assert all(card["created"] > 1_600_000_000 for card in body["data"])
+
+
+def test_chat_usage_is_zero_for_a_generator_that_counts_no_tokens(client: FlaskClient) -> None:
+    usage = client.post("/v1/chat/completions", json=CHAT).json["usage"]
+    assert usage == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def test_chat_folds_the_previous_turn_into_a_follow_up(client: FlaskClient) -> None:
+    def top_source(*turns: str) -> str:
+        messages = [{"role": "user", "content": turn} for turn in turns]
+        body = client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+        return body.json["sources"][0]["document_id"]
+
+    first = "What gas did Joseph Priestley liberate from mercuric oxide in 1774?"
+    assert top_source("Which year was that?") != "Oxygen-003"  # alone: nothing to go on
+    assert top_source(first, "Which year was that?") == "Oxygen-003"

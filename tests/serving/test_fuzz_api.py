@@ -109,6 +109,28 @@ SOCKET_ROWS = {
         "unsupported_media_type",
     ),
     "unknown-method": (b"BREW /v1/query HTTP/1.1", b"", False, 405, "method_not_allowed"),
+    # refused by gunicorn before the app: JSON all the same (serving/gunicorn_errors.py)
+    "request-line-too-large": (
+        b"GET /v1/" + b"a" * 5000 + b" HTTP/1.1",
+        b"",
+        False,
+        400,
+        "request_line_too_large",
+    ),
+    "header-too-large": (
+        b"GET /health HTTP/1.1\r\nX-Big: " + b"b" * 9000,
+        b"",
+        False,
+        431,
+        "headers_too_large",
+    ),
+    "too-many-headers": (
+        b"GET /health HTTP/1.1" + b"".join(b"\r\nX-H%d: 1" % i for i in range(120)),
+        b"",
+        False,
+        431,
+        "headers_too_large",
+    ),
 }
 
 

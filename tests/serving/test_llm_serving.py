@@ -72,3 +72,45 @@ def test_an_llm_failure_is_a_502_json_error(
     assert response.json["error"]["code"] == "generation_failed"
     assert "refused the API key (401); check TEST_LLM_KEY" in response.json["error"]["message"]
     assert "wrong" not in response.get_data(as_text=True)
+
+
+def test_chat_reports_the_tokens_the_llm_counted(client: FlaskClient) -> None:
+    body = {"model": "fake", "messages": [{"role": "user", "content": "Who built the bridge?"}]}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.json["usage"] == {
+        "prompt_tokens": 57,
+        "completion_tokens": 9,
+        "total_tokens": 66,
+    }
+
+
+def test_a_follow_up_is_condensed_by_the_llm_before_retrieval(
+    client: FlaskClient, llm: FakeLLM
+) -> None:
+    from tests.rag_model.test_llm import CONDENSED
+
+    messages = [
+        {"role": "user", "content": "Tell me about oxygen."},
+        {"role": "assistant", "content": "Oxygen is a chemical element."},
+        {"role": "user", "content": "What is its atomic number?"},
+    ]
+    llm.calls.clear()
+    response = client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+    assert response.status_code == 200
+    condense, answer = (json.dumps(call["messages"]) for call in llm.calls)
+    assert "Rewrite the last question" in condense
+    assert "User: Tell me about oxygen.\\nUser: What is its atomic number?" in condense
+    assert CONDENSED in answer  # retrieved and answered as the standalone question
+    assert response.json["sources"][0]["document_id"].startswith("Oxygen-")
+
+
+def test_a_standalone_question_is_not_sent_to_the_condenser(
+    client: FlaskClient, llm: FakeLLM
+) -> None:
+    messages = [
+        {"role": "user", "content": "Tell me about oxygen."},
+        {"role": "user", "content": "Who built the bridge?"},
+    ]
+    llm.calls.clear()
+    client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+    assert len(llm.calls) == 1

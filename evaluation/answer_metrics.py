@@ -21,6 +21,16 @@ from rag_model.embedders import Embedder
 
 CITATION = re.compile(r"\s*\[\d+\]")
 NAN = float("nan")
+# every score ``OfflineAnswerMetrics.score`` gives, in its order
+OFFLINE_METRICS = (
+    "contains_reference",
+    "exact_match",
+    "string_present",
+    "rouge_l",
+    "semantic_similarity",
+    "context_recall",
+    "context_precision",
+)
 
 
 @dataclass(frozen=True)

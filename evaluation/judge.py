@@ -14,6 +14,7 @@ from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, RagError
 
 NAN = float("nan")
+JUDGE_METRICS = ("faithfulness", "answer_relevancy", "llm_context_precision")
 
 
 class JudgeError(RagError):

@@ -1,7 +1,9 @@
 """The promotion gate: may a candidate's evaluation replace production's? Pure, no MLflow.
 
-A version's evaluation is read from its registry tags (``eval.<metric>``, ``eval.dataset_digest``)
-which ``mlflow run . -e main`` writes. The gate compares only evaluations of the same eval set
+A version's evaluation is read from the metrics on its LoggedModel (each logged with the eval
+set's dataset digest by ``main`` and ``evaluate``), or, for a version evaluated before those
+existed, from its registry tags (``eval.<metric>``, ``eval.dataset_digest``), which are still
+written as a copy for the registry page. The gate compares only evaluations of the same eval set
 (same digest): the primary metric may not drop by more than a tolerance, and p95 latency may
 not grow by more than a relative bound plus a small absolute slack (tiny latencies are noisy).
 """
@@ -9,7 +11,7 @@ not grow by more than a relative bound plus a small absolute slack (tiny latenci
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rag_model.errors import ConfigError
@@ -67,6 +69,43 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class ModelMetric:
+    """One metric of a LoggedModel, as MLflow records it (the fields the gate needs)."""
+
+    key: str
+    value: float
+    dataset_digest: str | None
+    timestamp: int = 0
+
+
+def evaluation_from_model_metrics(
+    version: str, metrics: Iterable[ModelMetric], digest: str | None = None
+) -> Evaluation | None:
+    """A version's evaluation from its LoggedModel's metrics, or None if it has none.
+
+    Only metrics logged against a dataset count. A model evaluated on several eval sets has
+    one evaluation per digest: ``digest``'s when it has one (production on the candidate's eval
+    set), else the most recent; within it, the latest value of each metric.
+    """
+    by_digest: dict[str, dict[str, ModelMetric]] = {}
+    for metric in metrics:
+        if not metric.dataset_digest:
+            continue
+        latest = by_digest.setdefault(metric.dataset_digest, {})
+        if metric.key not in latest or metric.timestamp >= latest[metric.key].timestamp:
+            latest[metric.key] = metric
+    if not by_digest:
+        return None
+    chosen = (
+        digest
+        if digest in by_digest
+        else max(by_digest, key=lambda d: max(m.timestamp for m in by_digest[d].values()))
+    )
+    values = {key: float(metric.value) for key, metric in by_digest[chosen].items()}
+    return Evaluation(version=version, dataset_digest=chosen, metrics=values)
+
+
+@dataclass(frozen=True)
 class GateResult:
     """The verdict, why, and the values compared (``candidate.x`` / ``production.x``)."""
 
@@ -86,8 +125,9 @@ def check_gate(
     if candidate is None:
         return GateResult(
             False,
-            f"version {candidate_version} has no evaluation (no {DIGEST_TAG} tag); evaluate it "
-            "with 'mlflow run . -e main', or promote with --force and a --reason",
+            f"version {candidate_version} has no evaluation (no metrics with a dataset on its "
+            f"LoggedModel, no {DIGEST_TAG} tag); evaluate it with 'mlflow run . -e main' or "
+            "'rag-model evaluate', or promote with --force and a --reason",
         )
     if metric not in candidate.metrics:
         return GateResult(

@@ -103,6 +103,15 @@ def set_alias(
     return VersionRef(name, target.version, target.run_id, alias)
 
 
+def logged_model_id(name: str, version: str, client: MlflowClient | None = None) -> str | None:
+    """The id of the LoggedModel a registered version was made from.
+
+    None for a version registered from a run's artifacts (before MLflow 3's LoggedModels).
+    """
+    client = client or MlflowClient()
+    return getattr(client.get_model_version(name, version), "model_id", None) or None
+
+
 def current_alias_version(name: str, alias: str, client: MlflowClient | None = None) -> str | None:
     """The version ``alias`` points at now, or None if the alias is not set."""
     try:

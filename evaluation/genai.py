@@ -170,9 +170,11 @@ def evaluate_with_mlflow(
     """
     k = k or pipeline.config.retrieval.k
     depth = max(k, NDCG_AT, CURVE_DEPTH)
-    offline = OfflineAnswerMetrics(pipeline.embedder)
+    offline = OfflineAnswerMetrics(pipeline.embedder).load()
     if judge is not None and hasattr(judge, "with_embedder"):
         judge = judge.with_embedder(pipeline.embedder)
+    if judge is not None and hasattr(judge, "load"):
+        judge = judge.load()
     records = eval_records(examples, trace_tags or {})
     guard = threading.Lock()
     predict_fn = None

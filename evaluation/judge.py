@@ -63,6 +63,14 @@ class LLMJudge:
         self.embedder = self.embedder or embedder
         return self
 
+    def load(self) -> LLMJudge:
+        """Build the ragas metrics and the client now, in this thread.
+
+        See ``OfflineAnswerMetrics.load``: MLflow scores in worker threads.
+        """
+        self._metrics  # noqa: B018 - a cached property: evaluating it is the point
+        return self
+
     @cached_property
     def _metrics(self) -> dict[str, object]:
         from openai import AsyncOpenAI

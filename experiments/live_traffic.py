@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 from mlflow.entities import AssessmentSourceType, Feedback, ViewType
-from mlflow.exceptions import MlflowException
 
 from evaluation.report.live import FEEDBACK_NAME, LiveTraffic, summarize
+from rag_model.packaging.registry import model_id_of
 
 SOURCE_TAG = "rag.source"
 SERVING = "serving"
@@ -29,24 +29,22 @@ def live_traffic(model_name: str, version: str, client: MlflowClient | None = No
     import mlflow
 
     client = client or MlflowClient()
-    model_id = getattr(client.get_model_version(model_name, version), "model_id", None)
+    model_id = model_id_of(client.get_model_version(model_name, version))
     experiments = [e.experiment_id for e in client.search_experiments(ViewType.ACTIVE_ONLY)]
     conditions = [f"tags.`{SOURCE_TAG}` = '{SERVING}'"]
-    if not model_id:
+    if model_id:  # search_traces refuses model_id= beside a filter: it is this condition
+        conditions.append(f"request_metadata.`mlflow.modelId` = '{model_id}'")
+    else:
         conditions += [
             f"tags.`rag.model_name` = '{_quoted(model_name)}'",
             f"tags.`rag.model_version` = '{_quoted(version)}'",
         ]
-    try:
-        traces = mlflow.search_traces(
-            locations=experiments,
-            filter_string=" AND ".join(conditions),
-            model_id=model_id or None,
-            include_spans=False,
-            return_type="list",
-        )
-    except MlflowException:
-        traces = []  # a store without traces: nothing served that we can see
+    traces = mlflow.search_traces(
+        locations=experiments,
+        filter_string=" AND ".join(conditions),
+        include_spans=False,
+        return_type="list",
+    )
     durations = [t.info.execution_time_ms for t in traces if t.info.execution_time_ms is not None]
     feedback = [
         assessment.value

@@ -36,6 +36,7 @@ from rag_model.packaging.registry import (
     PRODUCTION,
     RegistryError,
     current_alias_version,
+    model_id_of,
     resolve_version,
 )
 
@@ -98,7 +99,7 @@ def evaluation_of(
     if version is None:
         return None
     found = client.get_model_version(name, version)
-    model_id = getattr(found, "model_id", None)
+    model_id = model_id_of(found)
     if model_id:
         try:
             logged = client.get_logged_model(model_id)

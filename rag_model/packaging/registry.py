@@ -104,12 +104,24 @@ def set_alias(
 
 
 def logged_model_id(name: str, version: str, client: MlflowClient | None = None) -> str | None:
-    """The id of the LoggedModel a registered version was made from.
+    """The id of the LoggedModel a registered version was made from, or None.
 
-    None for a version registered from a run's artifacts (before MLflow 3's LoggedModels).
+    ``ModelVersion.model_id`` is left empty by ``mlflow.register_model`` on SQLite (3.17), but
+    the version's source is the LoggedModel's own URI, ``models:/m-<id>``; a version
+    registered from a run's artifacts (``runs:/...``) has none.
     """
     client = client or MlflowClient()
-    return getattr(client.get_model_version(name, version), "model_id", None) or None
+    return model_id_of(client.get_model_version(name, version))
+
+
+def model_id_of(version: ModelVersion) -> str | None:
+    """``version``'s LoggedModel id (see ``logged_model_id``)."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
 
 
 def current_alias_version(name: str, alias: str, client: MlflowClient | None = None) -> str | None:

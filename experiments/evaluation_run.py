@@ -65,7 +65,7 @@ def run_evaluation(
             predictor=predictor,
             trace_tags=trace_tags,
         )
-        mlflow.log_metrics(model_metrics(result.metrics, k), model_id=model_id, dataset=dataset)
+        mlflow.log_metrics(result.metrics, model_id=model_id, dataset=dataset)
     else:
         result = evaluate(
             pipeline, eval_set.examples, judge=judge, progress=progress, predictor=predictor
@@ -74,18 +74,6 @@ def run_evaluation(
     for n, recall in result.recall_curve.items():
         mlflow.log_metric("recall_curve", recall, step=n)  # one chartable series in the UI
     return Evaluated(result, dataset.digest, k)
-
-
-def model_metrics(metrics: dict[str, float], k: int) -> dict[str, float]:
-    """The metrics plus k-free copies of those cut at ``k`` (``hit_rate_at_4`` -> ``hit_rate``).
-
-    The gate compares versions with different k on what each one serves, as on the tags.
-    """
-    suffix = f"_at_{k}"
-    return {
-        **metrics,
-        **{m.removesuffix(suffix): v for m, v in metrics.items() if m.endswith(suffix)},
-    }
 
 
 def log_dataset(eval_set: EvalSet) -> mlflow.data.Dataset:

@@ -11,12 +11,15 @@ not grow by more than a relative bound plus a small absolute slack (tiny latenci
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rag_model.errors import ConfigError
 
 EVAL_TAG_PREFIX = "eval."
+# metrics cut at the model's k (only the model's own k is ever logged for a version)
+_AT_K = re.compile(r"^(hit_rate|recall|mrr)_at_\d+$")
 DIGEST_TAG = "eval.dataset_digest"
 
 
@@ -102,6 +105,11 @@ def evaluation_from_model_metrics(
         else max(by_digest, key=lambda d: max(m.timestamp for m in by_digest[d].values()))
     )
     values = {key: float(metric.value) for key, metric in by_digest[chosen].items()}
+    # the metrics cut at the model's own k also under their k-free name (hit_rate_at_4 ->
+    # hit_rate), as on the tags: versions with different k compare on what each one serves
+    for key, value in list(values.items()):
+        if match := _AT_K.match(key):
+            values.setdefault(match.group(1), value)
     return Evaluation(version=version, dataset_digest=chosen, metrics=values)
 
 

@@ -102,3 +102,5 @@ def test_logged_model_metrics_give_the_latest_evaluation_per_dataset() -> None:
     assert on_old == Evaluation("3", "old", {"hit_rate": 0.5})
     assert evaluation_from_model_metrics("3", metrics, digest="other") == latest
     assert evaluation_from_model_metrics("3", metrics[-1:]) is None
+    at_k = evaluation_from_model_metrics("4", [ModelMetric("mrr_at_3", 0.6, "d")])
+    assert at_k.metrics == {"mrr_at_3": 0.6, "mrr": 0.6}  # the gate's k-free name too

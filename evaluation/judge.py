@@ -14,6 +14,7 @@ from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, RagError
 
 NAN = float("nan")
+JUDGE_METRICS = ("faithfulness", "answer_relevancy", "llm_context_precision")
 
 
 class JudgeError(RagError):
@@ -60,6 +61,14 @@ class LLMJudge:
     def with_embedder(self, embedder: Embedder) -> LLMJudge:
         """This judge using ``embedder`` for answer relevancy (the pipeline's own)."""
         self.embedder = self.embedder or embedder
+        return self
+
+    def load(self) -> LLMJudge:
+        """Build the ragas metrics and the client now, in this thread.
+
+        See ``OfflineAnswerMetrics.load``: MLflow scores in worker threads.
+        """
+        self._metrics  # noqa: B018 - a cached property: evaluating it is the point
         return self
 
     @cached_property

@@ -30,6 +30,17 @@ def ranked_documents(document_ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(document_ids))
 
 
+def retrieval_metric_names(k: int) -> dict[str, str]:
+    """The ranx metric -> MLflow metric name, for a model that answers with ``k`` chunks."""
+    return {
+        f"hit_rate@{k}": f"hit_rate_at_{k}",
+        f"recall@{k}": f"recall_at_{k}",
+        f"mrr@{k}": f"mrr_at_{k}",
+        f"ndcg@{NDCG_AT}": f"ndcg_at_{NDCG_AT}",
+        f"map@{NDCG_AT}": f"map_at_{NDCG_AT}",
+    }
+
+
 def retrieval_scores(
     rankings: Sequence[Sequence[str]], relevant: Sequence[Sequence[str]], k: int
 ) -> RetrievalScores:
@@ -44,13 +55,7 @@ def retrieval_scores(
     Returns:
         ``hit_rate_at_{k}``, ``recall_at_{k}``, ``mrr_at_{k}``, ``ndcg_at_10``, ``map_at_10``.
     """
-    names = {
-        f"hit_rate@{k}": f"hit_rate_at_{k}",
-        f"recall@{k}": f"recall_at_{k}",
-        f"mrr@{k}": f"mrr_at_{k}",
-        f"ndcg@{NDCG_AT}": f"ndcg_at_{NDCG_AT}",
-        f"map@{NDCG_AT}": f"map_at_{NDCG_AT}",
-    }
+    names = retrieval_metric_names(k)
     curve = {f"recall@{n}": n for n in range(1, CURVE_DEPTH + 1)}
     scored = [i for i, rel in enumerate(relevant) if rel]
     per_question: list[dict[str, float]] = [

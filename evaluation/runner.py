@@ -13,7 +13,12 @@ from tqdm.auto import tqdm
 from evaluation.answer_metrics import AnswerCase, OfflineAnswerMetrics
 from evaluation.dataset import EvalExample
 from evaluation.metrics import latency_percentiles
-from evaluation.retrieval_metrics import CURVE_DEPTH, NDCG_AT, retrieval_scores
+from evaluation.retrieval_metrics import (
+    CURVE_DEPTH,
+    NDCG_AT,
+    retrieval_metric_names,
+    retrieval_scores,
+)
 from rag_model.documents import RetrievedChunk
 from rag_model.pipeline import Answer, RagPipeline
 
@@ -126,13 +131,7 @@ def evaluate(
         predictions,
         strict=True,
     ):
-        case = AnswerCase(
-            question=example.question,
-            answer=prediction.answer.answer,
-            retrieved_contexts=[chunk.text for chunk in prediction.answer.sources],
-            reference_answers=example.reference_answers,
-            reference_contexts=example.reference_contexts,
-        )
+        case = answer_case(example, prediction.answer)
         scores = offline.score(case)
         if judge is not None:
             scores.update(judge.score(case))
@@ -140,23 +139,58 @@ def evaluate(
 
     rankings = [prediction.ranking for prediction in predictions]
     retrieval = retrieval_scores(rankings, [e.relevant_ids for e in examples], k)
+    per_question = [{**r, **a} for r, a in zip(retrieval.per_question, answer_scores, strict=True)]
+    return assemble(examples, predictions, per_question, k)
+
+
+def answer_case(example: EvalExample, answer: Answer) -> AnswerCase:
+    """What the answer and context metrics of one question are computed on."""
+    return AnswerCase(
+        question=example.question,
+        answer=answer.answer,
+        retrieved_contexts=[chunk.text for chunk in answer.sources],
+        reference_answers=example.reference_answers,
+        reference_contexts=example.reference_contexts,
+    )
+
+
+def assemble(
+    examples: Sequence[EvalExample],
+    predictions: Sequence[Prediction],
+    per_question: Sequence[dict[str, float]],
+    k: int,
+) -> EvalResult:
+    """The result from each question's scores: means (NaN left out), rows, curve, latencies.
+
+    ``per_question`` holds every retrieval and answer score of a question (NaN: not
+    applicable); the same assembly serves this module's ``evaluate`` and the MLflow GenAI
+    evaluation (``evaluation.genai``), so both report the same numbers.
+    """
+    retrieval_names = list(retrieval_metric_names(k).values())
+    retrieval_means = _means(
+        [{n: s.get(n, math.nan) for n in retrieval_names} for s in per_question]
+    )
+    answers = [{n: v for n, v in s.items() if n not in retrieval_names} for s in per_question]
+    curve = retrieval_scores(
+        [p.ranking for p in predictions], [e.relevant_ids for e in examples], k
+    ).recall_curve
     timed = all(prediction.latency_ms is not None for prediction in predictions)
     latencies = [float(p.latency_ms) for p in predictions if p.latency_ms is not None]
-    per_question = [
-        {**r, **a, **({"latency_ms": p.latency_ms} if timed else {})}
-        for r, a, p in zip(retrieval.per_question, answer_scores, predictions, strict=True)
+    scores = [
+        {**s, **({"latency_ms": p.latency_ms} if timed else {})}
+        for s, p in zip(per_question, predictions, strict=True)
     ]
     metrics = {
-        **retrieval.means,
-        **_means(answer_scores),
+        **retrieval_means,
+        **_means(answers),
         "questions": float(len(examples)),
         **(latency_percentiles(latencies) if timed and latencies else {}),
     }
     rows = [
-        _row(example, prediction.answer, prediction.ranking, scores)
-        for example, prediction, scores in zip(examples, predictions, per_question, strict=True)
+        _row(example, prediction.answer, prediction.ranking, row_scores)
+        for example, prediction, row_scores in zip(examples, predictions, scores, strict=True)
     ]
-    return EvalResult(metrics, rows, retrieval.recall_curve, latencies if timed else [])
+    return EvalResult(metrics, rows, curve, latencies if timed else [])
 
 
 def _means(per_question: list[dict[str, float]]) -> dict[str, float]:

@@ -36,7 +36,7 @@ def evaluate_version(
 
     from experiments.evaluation_run import publish_evaluation, run_evaluation
     from rag_model.packaging.loading import load_pipeline
-    from rag_model.packaging.registry import resolve_version
+    from rag_model.packaging.registry import logged_model_id, resolve_version
 
     ref = resolve_version(model_name, version)  # fails before a run is started
     predictor = None
@@ -56,7 +56,15 @@ def evaluate_version(
         )
         pipeline = load_pipeline(ref.uri)  # the config, and the embedder answer metrics use
         mlflow.log_params(pipeline.config.flatten())
-        evaluated = run_evaluation(pipeline, eval_set, judge, progress, predictor)
+        evaluated = run_evaluation(  # linked to the version's own LoggedModel
+            pipeline,
+            eval_set,
+            judge,
+            progress,
+            predictor,
+            model_id=logged_model_id(model_name, ref.version),
+            trace_tags={"rag.model_name": model_name, "rag.model_version": ref.version},
+        )
         publish_evaluation(
             evaluated,
             eval_set,

@@ -1,8 +1,11 @@
 """Evaluate a pipeline inside the active MLflow run, then publish it on a model version.
 
 Two steps because ``main`` registers a version only after its evaluation succeeded: first
-``run_evaluation`` (metrics and the dataset input on the run), then ``publish_evaluation``
-(report artifacts on the run, ``eval.*`` tags on the version).
+``run_evaluation`` (metrics and the dataset input on the run; with a LoggedModel id, through
+``mlflow.genai.evaluate`` with a trace per question and the metrics logged on the LoggedModel
+against the dataset), then ``publish_evaluation`` (report artifacts on the run, ``eval.*`` tags
+on the version: a copy for the registry page and for versions evaluated before LoggedModel
+metrics).
 """
 
 from __future__ import annotations
@@ -37,19 +40,40 @@ def run_evaluation(
     judge: Judge | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
+    model_id: str | None = None,
+    trace_tags: dict[str, str] | None = None,
 ) -> Evaluated:
     """Evaluate ``pipeline``; log metrics, the recall curve and the dataset input on the run.
 
-    ``predictor`` answers the questions (default: ``pipeline`` in this process).
+    ``predictor`` answers the questions (default: ``pipeline`` in this process). With
+    ``model_id`` (the version's LoggedModel) the evaluation runs through
+    ``mlflow.genai.evaluate`` (``evaluation.genai``: one trace per question, tagged
+    ``rag.source=evaluation`` plus ``trace_tags``, with its assessments) and the metrics are
+    logged on that LoggedModel with the dataset, where the promotion gate reads them; without
+    it (sweeps) the in-process runner scores the questions and nothing is traced.
     """
-    result = evaluate(
-        pipeline, eval_set.examples, judge=judge, progress=progress, predictor=predictor
-    )
-    mlflow.log_metrics(result.metrics)
+    k = pipeline.config.retrieval.k
+    dataset = log_dataset(eval_set)
+    if model_id is not None:
+        from evaluation.genai import evaluate_with_mlflow
+
+        result = evaluate_with_mlflow(
+            pipeline,
+            eval_set.examples,
+            model_id=model_id,
+            judge=judge,
+            predictor=predictor,
+            trace_tags=trace_tags,
+        )
+        mlflow.log_metrics(result.metrics, model_id=model_id, dataset=dataset)
+    else:
+        result = evaluate(
+            pipeline, eval_set.examples, judge=judge, progress=progress, predictor=predictor
+        )
+        mlflow.log_metrics(result.metrics)
     for n, recall in result.recall_curve.items():
         mlflow.log_metric("recall_curve", recall, step=n)  # one chartable series in the UI
-    dataset = log_dataset(eval_set)
-    return Evaluated(result, dataset.digest, pipeline.config.retrieval.k)
+    return Evaluated(result, dataset.digest, k)
 
 
 def log_dataset(eval_set: EvalSet) -> mlflow.data.Dataset:

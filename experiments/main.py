@@ -61,7 +61,14 @@ def run_main(
         mlflow.set_tag("rag_model.eval_path", eval_set.source)
         info = build_and_log(config, data_path, progress, eval_set=eval_set)
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
-        evaluated = run_evaluation(pipeline, eval_set, judge, progress)
+        evaluated = run_evaluation(  # a trace per question, metrics on the LoggedModel
+            pipeline,
+            eval_set,
+            judge,
+            progress,
+            model_id=info.model_id,
+            trace_tags={"rag.model_name": model_name},
+        )
         version = str(register_version(info.model_uri, model_name).version)
         try:
             publish_evaluation(evaluated, eval_set, config.to_dict(), model_name, version, run_id)

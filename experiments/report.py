@@ -1,5 +1,8 @@
 """Entry point ``report``: an index page across every version of a registered model.
 
+Each version's row shows its evaluation's headline metrics and what live traffic says (served
+traces, p50/p95 latency from the traces, feedback count and share positive).
+
 Each evaluated version's ``report.html`` is downloaded beside the index (``v<N>/report.html``)
 so the folder is a self-contained site that can be opened or published as it is.
 """
@@ -30,6 +33,7 @@ def build_report_index(model_name: str, out: Path) -> tuple[Path, int]:
 
     from evaluation.report.data import comparable_metrics
     from evaluation.report.index_page import IndexEntry, render_index
+    from experiments.live_traffic import live_traffic
     from experiments.version_report import REPORT_DIR
     from rag_model.gate import Evaluation
     from rag_model.packaging.registry import RegistryError
@@ -67,7 +71,10 @@ def build_report_index(model_name: str, out: Path) -> tuple[Path, int]:
                 run_id=run_id,
                 dataset_digest=evaluation.dataset_digest if evaluation else "",
                 dataset_name=version.tags.get("eval.dataset_name", ""),
-                metrics=comparable_metrics(evaluation.metrics) if evaluation else {},
+                metrics={
+                    **(comparable_metrics(evaluation.metrics) if evaluation else {}),
+                    **live_traffic(model_name, number, client).metrics(),
+                },
                 report_href=href,
             )
         )

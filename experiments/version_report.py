@@ -96,8 +96,11 @@ def report_data(
         if model_name
         else ([], [])
     )
+    live, live_production = {}, None
     if version is not None:
         trend = [*trend, VersionPoint(version, metrics, digest, run_id)]
+        if model_name:
+            live, live_production = live_comparison(model_name, version, client or MlflowClient())
     return ReportData(
         model_name=model_name,
         version=version,
@@ -117,7 +120,22 @@ def report_data(
         recall_curve=result.recall_curve,
         latencies_ms=result.latencies_ms,
         worst=[_question_row(row) for row in result.worst(WORST_QUESTIONS)],
+        live=live,
+        live_production=live_production,
     )
+
+
+def live_comparison(
+    name: str, version: str, client: MlflowClient
+) -> tuple[dict[str, float], Baseline | None]:
+    """This version's live-traffic figures, and production's (when another version is)."""
+    from experiments.live_traffic import live_traffic
+
+    live = live_traffic(name, version, client).metrics()
+    production = _alias_version(name, PRODUCTION, client)
+    if production is None or production == version:
+        return live, None
+    return live, Baseline(PRODUCTION, production, live_traffic(name, production, client).metrics())
 
 
 def _question_row(row: dict[str, Any]) -> QuestionRow:

@@ -1,7 +1,9 @@
 """The promotion gate: may a candidate's evaluation replace production's? Pure, no MLflow.
 
-A version's evaluation is read from its registry tags (``eval.<metric>``, ``eval.dataset_digest``)
-which ``mlflow run . -e main`` writes. The gate compares only evaluations of the same eval set
+A version's evaluation is read from the metrics on its LoggedModel (each logged with the eval
+set's dataset digest by ``main`` and ``evaluate``), or, for a version evaluated before those
+existed, from its registry tags (``eval.<metric>``, ``eval.dataset_digest``), which are still
+written as a copy for the registry page. The gate compares only evaluations of the same eval set
 (same digest): the primary metric may not drop by more than a tolerance, and p95 latency may
 not grow by more than a relative bound plus a small absolute slack (tiny latencies are noisy).
 """
@@ -9,13 +11,16 @@ not grow by more than a relative bound plus a small absolute slack (tiny latenci
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rag_model.errors import ConfigError
 from rag_model.shadow import ShadowSummary
 
 EVAL_TAG_PREFIX = "eval."
+# metrics cut at the model's k (only the model's own k is ever logged for a version)
+_AT_K = re.compile(r"^(hit_rate|recall|mrr)_at_\d+$")
 DIGEST_TAG = "eval.dataset_digest"
 
 
@@ -73,6 +78,48 @@ class Evaluation:
                 except ValueError:
                     continue
         return cls(version=version, dataset_digest=digest, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """One metric of a LoggedModel, as MLflow records it (the fields the gate needs)."""
+
+    key: str
+    value: float
+    dataset_digest: str | None
+    timestamp: int = 0
+
+
+def evaluation_from_model_metrics(
+    version: str, metrics: Iterable[ModelMetric], digest: str | None = None
+) -> Evaluation | None:
+    """A version's evaluation from its LoggedModel's metrics, or None if it has none.
+
+    Only metrics logged against a dataset count. A model evaluated on several eval sets has
+    one evaluation per digest: ``digest``'s when it has one (production on the candidate's eval
+    set), else the most recent; within it, the latest value of each metric.
+    """
+    by_digest: dict[str, dict[str, ModelMetric]] = {}
+    for metric in metrics:
+        if not metric.dataset_digest:
+            continue
+        latest = by_digest.setdefault(metric.dataset_digest, {})
+        if metric.key not in latest or metric.timestamp >= latest[metric.key].timestamp:
+            latest[metric.key] = metric
+    if not by_digest:
+        return None
+    chosen = (
+        digest
+        if digest in by_digest
+        else max(by_digest, key=lambda d: max(m.timestamp for m in by_digest[d].values()))
+    )
+    values = {key: float(metric.value) for key, metric in by_digest[chosen].items()}
+    # the metrics cut at the model's own k also under their k-free name (hit_rate_at_4 ->
+    # hit_rate), as on the tags: versions with different k compare on what each one serves
+    for key, value in list(values.items()):
+        if match := _AT_K.match(key):
+            values.setdefault(match.group(1), value)
+    return Evaluation(version=version, dataset_digest=chosen, metrics=values)
 
 
 @dataclass(frozen=True)
@@ -142,8 +189,9 @@ def _check_evaluation(
     if candidate is None:
         return GateResult(
             False,
-            f"version {candidate_version} has no evaluation (no {DIGEST_TAG} tag); evaluate it "
-            "with 'mlflow run . -e main', or promote with --force and a --reason",
+            f"version {candidate_version} has no evaluation (no metrics with a dataset on its "
+            f"LoggedModel, no {DIGEST_TAG} tag); evaluate it with 'mlflow run . -e main' or "
+            "'rag-model evaluate', or promote with --force and a --reason",
         )
     if metric not in candidate.metrics:
         return GateResult(

@@ -28,8 +28,14 @@ HEADLINE_PREFIXES = (
     "answer_relevancy",
     "latency_p50_ms",
     "latency_p95_ms",
+    # what live traffic says (evaluation.report.live), on the index page across versions
+    "live_traces",
+    "live_latency_p50_ms",
+    "live_latency_p95_ms",
+    "live_feedback_count",
+    "live_positive_share",
 )
-LOWER_IS_BETTER = ("latency_", "build_seconds", "index_bytes")
+LOWER_IS_BETTER = ("latency_", "live_latency_", "build_seconds", "index_bytes")
 # metrics cut at the model's own k: versions with different k compare on what each serves
 _AT_K = re.compile(r"^(hit_rate|recall|mrr)_at_(\d+)$")
 
@@ -125,6 +131,10 @@ class ReportData:
     recall_curve: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     worst: list[QuestionRow] = field(default_factory=list)
+    # what live traffic says (``evaluation.report.live``): this version's ``live_*`` metrics,
+    # and production's when another version is in production (None: none to compare with)
+    live: dict[str, float] = field(default_factory=dict)
+    live_production: Baseline | None = None
 
     @property
     def title(self) -> str:
@@ -148,12 +158,20 @@ class ReportData:
             for baseline in self.baselines
         }
 
+    def live_deltas(self) -> dict[str, float]:
+        """``{live metric: this - production}`` for live metrics both versions have."""
+        if self.live_production is None:
+            return {}
+        other = self.live_production.metrics
+        return {name: value - other[name] for name, value in self.live.items() if name in other}
+
     def to_json_dict(self) -> dict[str, Any]:
         """The metrics JSON written beside the report: data, headline names and deltas."""
         data = asdict(self)
         data["title"] = self.title
         data["headline"] = self.headline()
         data["deltas"] = self.deltas()
+        data["live_deltas"] = self.live_deltas()
         return _finite(data)
 
 

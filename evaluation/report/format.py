@@ -30,6 +30,17 @@ CONFIG_SUMMARY = (
 )
 
 
+def format_live(name: str, value: float | None) -> str:
+    """A live-traffic figure: counts as integers (0 and 1 included), the rest as metrics."""
+    if (
+        value is not None
+        and math.isfinite(value)
+        and name in ("live_traces", "live_feedback_count")
+    ):
+        return str(int(value))
+    return format_value(value)
+
+
 def format_value(value: float | None) -> str:
     """A metric value for display: 4 decimals, whole counts as integers, "n/a" for NaN or missing.
 
@@ -72,8 +83,15 @@ def baseline_heading(label: str, version: str) -> str:
 
 
 def trend_metrics(names: Iterable[str]) -> list[str]:
-    """The headline metrics worth a trend line: scores only, since ms would squash the 0-1 axis."""
-    return [n for n in headline_names(names) if not any(n.startswith(p) for p in LOWER_IS_BETTER)]
+    """The headline metrics worth a trend line: scores only, since ms would squash the 0-1 axis.
+
+    Live-traffic figures (counts, ms, a share of a different population) are left out too.
+    """
+    return [
+        n
+        for n in headline_names(names)
+        if not any(n.startswith(p) for p in (*LOWER_IS_BETTER, "live_"))
+    ]
 
 
 def config_value(config: Mapping[str, Any], path: str) -> Any:

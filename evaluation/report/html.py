@@ -21,12 +21,15 @@ from evaluation.report.format import (
     config_summary,
     delta_class,
     format_delta,
+    format_live,
     format_value,
     png_data_uri,
     trend_metrics,
 )
+from evaluation.report.live import LIVE_METRICS
 
 MAX_WORST = 10
+PRODUCTION_LABEL = "production"
 EXCERPT_CHARS = 300
 DATASET_FIELDS = ("name", "source", "digest", "questions")
 
@@ -63,6 +66,12 @@ def render_html(data: ReportData) -> str:
         baseline_headings=[baseline_heading(b.label, b.version) for b in data.baselines],
         headline=_headline_rows(data),
         others=[(name, format_value(data.metrics[name])) for name in _other_metrics(data)],
+        live=_live_rows(data),
+        live_production=(
+            baseline_heading(PRODUCTION_LABEL, data.live_production.version)
+            if data.live_production
+            else None
+        ),
         plots=_plot_entries(data),
         worst=[_question_view(row) for row in data.worst[:MAX_WORST]],
     )
@@ -85,6 +94,24 @@ def _headline_rows(data: ReportData) -> list[dict[str, Any]]:
             delta = deltas.get(baseline.label, {}).get(name)
             cells.append({"text": format_delta(delta), "css": delta_class(name, delta)})
         rows.append({"name": name, "value": format_value(data.metrics[name]), "deltas": cells})
+    return rows
+
+
+def _live_rows(data: ReportData) -> list[dict[str, Any]]:
+    """One row per live-traffic figure: this version's, production's, and the delta."""
+    deltas = data.live_deltas()
+    other = data.live_production.metrics if data.live_production else {}
+    rows = []
+    for name in LIVE_METRICS:
+        delta = deltas.get(name)
+        rows.append(
+            {
+                "name": name,
+                "value": format_live(name, data.live.get(name)),
+                "production": format_live(name, other.get(name)),
+                "delta": {"text": format_delta(delta), "css": delta_class(name, delta)},
+            }
+        )
     return rows
 
 

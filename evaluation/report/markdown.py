@@ -13,10 +13,12 @@ from evaluation.report.format import (
     config_summary,
     delta_class,
     format_delta,
+    format_live,
     format_value,
     short_digest,
 )
 from evaluation.report.html import MAX_WORST, excerpt
+from evaluation.report.live import LIVE_METRICS
 
 CELL_CHARS = 160
 DELTA_WORDS = {"better": " better", "worse": " worse", "same": ""}
@@ -36,6 +38,7 @@ def render_markdown(data: ReportData) -> str:
     lines += [f"**Config**: {_config_line(data)}", ""]
     lines += [f"**Dataset**: {_dataset_line(data)}", ""]
     lines += ["## Headline metrics", "", *_headline_table(data), ""]
+    lines += ["## Live traffic", "", *_live_table(data), ""]
     lines += ["## Worst questions", "", *_worst_table(data.worst[:MAX_WORST]), ""]
     return "\n".join(lines)
 
@@ -68,6 +71,26 @@ def _headline_table(data: ReportData) -> list[str]:
         for baseline in data.baselines:
             delta = deltas.get(baseline.label, {}).get(name)
             cells.append(format_delta(delta) + DELTA_WORDS[delta_class(name, delta)])
+        rows.append(_row(cells))
+    return rows
+
+
+def _live_table(data: ReportData) -> list[str]:
+    production = data.live_production
+    headings = [baseline_heading(production.label, production.version)] if production else []
+    rows = [
+        _row(["served (traces)", "this version", *headings, *(["delta"] if production else [])])
+    ]
+    rows.append(_row(["---", "---:", *["---:"] * (2 * len(headings))]))
+    deltas = data.live_deltas()
+    for name in LIVE_METRICS:
+        cells = [name, format_live(name, data.live.get(name))]
+        if production:
+            delta = deltas.get(name)
+            cells += [
+                format_live(name, production.metrics.get(name)),
+                format_delta(delta) + DELTA_WORDS[delta_class(name, delta)],
+            ]
         rows.append(_row(cells))
     return rows
 

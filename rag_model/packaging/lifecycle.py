@@ -23,12 +23,20 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rag_model.gate import DIGEST_TAG, Evaluation, GatePolicy, check_gate
+from rag_model.gate import (
+    DIGEST_TAG,
+    Evaluation,
+    GatePolicy,
+    ModelMetric,
+    check_gate,
+    evaluation_from_model_metrics,
+)
 from rag_model.packaging.registry import (
     CANDIDATE,
     PRODUCTION,
     RegistryError,
     current_alias_version,
+    model_id_of,
     resolve_version,
 )
 
@@ -78,11 +86,34 @@ def default_actor() -> str:
     )
 
 
-def evaluation_of(name: str, version: str | None, client: MlflowClient) -> Evaluation | None:
-    """The evaluation recorded on a version (None for no version or no evaluation)."""
+def evaluation_of(
+    name: str, version: str | None, client: MlflowClient, digest: str | None = None
+) -> Evaluation | None:
+    """The evaluation of a version (None for no version or no evaluation).
+
+    Read from the metrics on the version's LoggedModel (``mlflow.get_logged_model``), on
+    ``digest``'s eval set when it was evaluated on it; a version whose LoggedModel has no
+    metrics with a dataset (evaluated before they were logged there, or registered from a
+    run's artifacts) is read from its ``eval.*`` tags as before.
+    """
     if version is None:
         return None
-    return Evaluation.from_tags(version, client.get_model_version(name, version).tags)
+    found = client.get_model_version(name, version)
+    model_id = model_id_of(found)
+    if model_id:
+        try:
+            logged = client.get_logged_model(model_id)
+        except MlflowException:
+            logged = None  # deleted, or a store without LoggedModels: the tags still say
+        if logged is not None:
+            metrics = [
+                ModelMetric(m.key, m.value, m.dataset_digest, m.timestamp or 0)
+                for m in logged.metrics or []
+            ]
+            evaluation = evaluation_from_model_metrics(version, metrics, digest)
+            if evaluation is not None:
+                return evaluation
+    return Evaluation.from_tags(version, found.tags)
 
 
 def record_evaluation(
@@ -181,10 +212,12 @@ def promote(
             from rag_model.packaging.shadow_runs import shadow_summary
 
             shadow = shadow_summary(name, previous, target.version, client)
+        candidate = evaluation_of(name, target.version, client)
+        digest = candidate.dataset_digest if candidate else None
         gate = check_gate(
             target.version,
-            evaluation_of(name, target.version, client),
-            evaluation_of(name, previous, client),
+            candidate,
+            evaluation_of(name, previous, client, digest),
             policy,
             shadow,
         )

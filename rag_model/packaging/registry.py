@@ -103,6 +103,27 @@ def set_alias(
     return VersionRef(name, target.version, target.run_id, alias)
 
 
+def logged_model_id(name: str, version: str, client: MlflowClient | None = None) -> str | None:
+    """The id of the LoggedModel a registered version was made from, or None.
+
+    ``ModelVersion.model_id`` is left empty by ``mlflow.register_model`` on SQLite (3.17), but
+    the version's source is the LoggedModel's own URI, ``models:/m-<id>``; a version
+    registered from a run's artifacts (``runs:/...``) has none.
+    """
+    client = client or MlflowClient()
+    return model_id_of(client.get_model_version(name, version))
+
+
+def model_id_of(version: ModelVersion) -> str | None:
+    """``version``'s LoggedModel id (see ``logged_model_id``)."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
+
+
 def current_alias_version(name: str, alias: str, client: MlflowClient | None = None) -> str | None:
     """The version ``alias`` points at now, or None if the alias is not set."""
     try:

@@ -47,6 +47,18 @@ def test_main_registers_an_evaluated_candidate_and_promote_moves_production(
         "context_recall", "semantic_similarity", "chunk_count", "index_bytes", "build_seconds",
         "latency_p95_ms", "latency_p99_ms",
     } <= set(run_data.metrics)  # fmt: skip
+    # the numbers of this command before evaluation went through mlflow.genai.evaluate
+    # (commit a7634a9); context recall/precision changed meaning since (coverage)
+    before = {
+        "hit_rate_at_3": 0.8820224719101124, "recall_at_3": 0.8820224719101124,
+        "mrr_at_3": 0.7471910112359551, "ndcg_at_10": 0.8019776202536614,
+        "map_at_10": 0.7580123060460139, "contains_reference": 0.4550561797752809,
+        "exact_match": 0.0056179775280898875, "string_present": 0.4606741573033708,
+        "rouge_l": 0.12169513729395877, "semantic_similarity": 0.20496291624966337,
+        "questions": 178.0, "recall_curve": 0.9325842696629213, "chunk_count": 311.0,
+    }  # fmt: skip
+    got = {name: run_data.metrics[name] for name in before}
+    assert got == pytest.approx(before, rel=1e-12, abs=1e-15)
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
     assert artifacts == {
         f"evaluation/{name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import mlflow
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
@@ -36,5 +37,11 @@ def test_main_with_a_judge_logs_judged_metrics_and_never_the_key(
     run = client.get_run(version.run_id)
     assert run.data.metrics["faithfulness"] == 1.0
     assert "answer_relevancy" in run.data.metrics and "llm_context_precision" in run.data.metrics
+    traces = mlflow.search_traces(run_id=version.run_id, return_type="list")
+    judged = [a for t in traces for a in t.info.assessments if a.name == "faithfulness"]
+    assert len(judged) == 3  # one per question, by the judge
+    assert {(a.source.source_type, a.source.source_id) for a in judged} == {
+        ("LLM_JUDGE", "judge-model")
+    }
     stored = json.dumps([run.data.params, run.data.tags, version.tags]) + result.output
     assert KEY not in stored

@@ -3,7 +3,13 @@
 import pytest
 
 from rag_model.errors import ConfigError
-from rag_model.gate import Evaluation, GatePolicy, check_gate
+from rag_model.gate import (
+    Evaluation,
+    GatePolicy,
+    ModelMetric,
+    check_gate,
+    evaluation_from_model_metrics,
+)
 
 POLICY = GatePolicy()
 
@@ -21,7 +27,10 @@ def test_first_evaluated_version_may_be_promoted() -> None:
 def test_unevaluated_candidate_is_refused_with_what_to_do() -> None:
     result = check_gate("4", None, evaluation("1"), POLICY)
     assert not result.allowed
-    assert result.reason.startswith("version 4 has no evaluation (no eval.dataset_digest tag)")
+    assert result.reason.startswith(
+        "version 4 has no evaluation (no metrics with a dataset on its LoggedModel, "
+        "no eval.dataset_digest tag)"
+    )
     assert "mlflow run . -e main" in result.reason
 
 
@@ -109,3 +118,21 @@ def test_min_shadow_agreement_needs_pairs_and_the_agreement() -> None:
 def test_min_shadow_agreement_is_a_share(value: float) -> None:
     with pytest.raises(ConfigError, match="min_shadow_agreement must be between 0 and 1"):
         GatePolicy(min_shadow_agreement=value)
+
+
+def test_logged_model_metrics_give_the_latest_evaluation_per_dataset() -> None:
+    metrics = [
+        ModelMetric("hit_rate", 0.5, "old", timestamp=1),
+        ModelMetric("hit_rate", 0.7, "new", timestamp=5),
+        ModelMetric("hit_rate", 0.8, "new", timestamp=9),  # evaluated again: the latest counts
+        ModelMetric("latency_p95_ms", 40.0, "new", timestamp=9),
+        ModelMetric("hit_rate/mean", 0.1, None, timestamp=10),  # not against a dataset
+    ]
+    latest = evaluation_from_model_metrics("3", metrics)
+    assert latest == Evaluation("3", "new", {"hit_rate": 0.8, "latency_p95_ms": 40.0})
+    on_old = evaluation_from_model_metrics("3", metrics, digest="old")
+    assert on_old == Evaluation("3", "old", {"hit_rate": 0.5})
+    assert evaluation_from_model_metrics("3", metrics, digest="other") == latest
+    assert evaluation_from_model_metrics("3", metrics[-1:]) is None
+    at_k = evaluation_from_model_metrics("4", [ModelMetric("mrr_at_3", 0.6, "d")])
+    assert at_k.metrics == {"mrr_at_3": 0.6, "mrr": 0.6}  # the gate's k-free name too

@@ -1,0 +1,232 @@
+"""Evaluate through ``mlflow.genai.evaluate``: a trace per question, every metric a scorer.
+
+``predict_fn`` is the version's pipeline (``pipeline.answer`` timed as today, plus the deeper
+document ranking nDCG@10 needs); ``model_id`` is the version's LoggedModel, so every trace is
+linked to it and MLflow's evaluation view shows each question with its assessments. Each trace
+carries ``rag.source=evaluation`` (served traces carry ``rag.source=serving``), the question's
+id and position, and the model name and version when known.
+
+The scores come back from the assessments and are assembled exactly as ``evaluation.runner``
+assembles them, so the metrics are the numbers the in-process runner gives.
+
+The eval set goes in as a pandas DataFrame, not a managed ``mlflow.genai.datasets`` dataset:
+that store de-duplicates records by their inputs (two questions with the same text would
+become one), does not keep our row order, and is a mutable store-level object; the eval set is
+logged as the run's ``mlflow.data`` input instead (``experiments.evaluation_run``), whose
+digest the gate and the reports already compare.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import SpanType
+
+from evaluation.answer_metrics import OFFLINE_METRICS, OfflineAnswerMetrics
+from evaluation.dataset import EvalExample
+from evaluation.judge import JUDGE_METRICS, JudgeError
+from evaluation.retrieval_metrics import CURVE_DEPTH, NDCG_AT, retrieval_metric_names
+from evaluation.runner import EvalResult, Judge, Prediction, Predictor, assemble
+from evaluation.scorers import make_scorers
+from rag_model.documents import RetrievedChunk
+from rag_model.errors import RagError
+from rag_model.pipeline import Answer, RagPipeline
+
+SOURCE_TAG = "rag.source"
+EVALUATION = "evaluation"
+QUESTION_ID_TAG = "rag.eval.question_id"
+POSITION_TAG = "rag.eval.position"
+# MLflow's defaults run 10 predictions and every scorer of a question in parallel threads: on a
+# small machine that inflates the per-question latency the gate compares (p95), and the
+# pipeline's encoder already uses the cores. One at a time, unless the user chose otherwise.
+HARNESS_DEFAULTS = {
+    "MLFLOW_GENAI_EVAL_MAX_WORKERS": "1",
+    "MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS": "1",
+    # predict_fn is traced here; without this MLflow calls it once more to find out
+    "MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION": "true",
+}
+
+
+class EvaluationError(RagError):
+    """A scorer failed or MLflow returned no per-question results."""
+
+
+@contextmanager
+def harness_defaults() -> Iterator[None]:
+    """``HARNESS_DEFAULTS`` in the environment for the evaluation (a user's values win)."""
+    added = [name for name in HARNESS_DEFAULTS if name not in os.environ]
+    os.environ.update({name: HARNESS_DEFAULTS[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def prediction_outputs(prediction: Prediction) -> dict[str, Any]:
+    """What ``predict_fn`` returns for one question (the trace's outputs; JSON)."""
+    answer = prediction.answer
+    return {
+        "answer": answer.answer,
+        "citations": list(answer.citations),
+        "sources": [
+            {"id": c.id, "document_id": c.document_id, "score": float(c.score), "text": c.text}
+            for c in answer.sources
+        ],
+        "ranking": list(prediction.ranking),
+        "latency_ms": prediction.latency_ms,
+    }
+
+
+def prediction_from(question: str, outputs: Mapping[str, Any]) -> Prediction:
+    """The ``Prediction`` back from a trace's outputs."""
+    sources = [
+        RetrievedChunk(s["id"], s["document_id"], s["text"], float(s["score"]))
+        for s in outputs["sources"]
+    ]
+    answer = Answer(question, outputs["answer"], sources, list(outputs.get("citations", [])))
+    return Prediction(answer, list(outputs["ranking"]), outputs.get("latency_ms"))
+
+
+def make_predict_fn(
+    pipeline: RagPipeline, k: int, depth: int, guard: AbstractContextManager[Any]
+) -> Callable[[str], dict[str, Any]]:
+    """``predict_fn``: the pipeline's answer (timed) and a ``depth``-deep document ranking.
+
+    ``guard`` is held while answering: the scorers hold it too, so the timed answer never
+    shares the interpreter with the previous question's scoring (MLflow overlaps the two).
+    """
+
+    @mlflow.trace(name="rag_evaluation_answer", span_type=SpanType.CHAIN)
+    def predict(question: str) -> dict[str, Any]:
+        with guard:
+            started = time.perf_counter()
+            answer = pipeline.answer(question, k=k)
+            latency = (time.perf_counter() - started) * 1000
+            # one more search for nDCG/MAP@10 (the question's vector is cached by now)
+            deep = pipeline.retrieve(question, k=depth)
+        ranking = [chunk.document_id for chunk in deep]
+        return prediction_outputs(Prediction(answer, ranking, latency))
+
+    return predict
+
+
+def eval_records(examples: Sequence[EvalExample], tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One ``mlflow.genai.evaluate`` row per example: inputs, expectations, trace tags."""
+    records = []
+    for position, example in enumerate(examples):
+        expectations = {
+            name: value
+            for name, value in (
+                ("reference_answers", example.reference_answers),
+                ("relevant_ids", example.relevant_ids),
+                ("reference_contexts", example.reference_contexts),
+            )
+            if value
+        }
+        records.append(
+            {
+                "inputs": {"question": example.question},
+                "expectations": expectations,
+                "tags": {
+                    **tags,
+                    SOURCE_TAG: EVALUATION,
+                    QUESTION_ID_TAG: example.id,
+                    POSITION_TAG: str(position),
+                },
+            }
+        )
+    return records
+
+
+def evaluate_with_mlflow(
+    pipeline: RagPipeline,
+    examples: Sequence[EvalExample],
+    *,
+    model_id: str | None,
+    k: int | None = None,
+    judge: Judge | None = None,
+    predictor: Predictor | None = None,
+    trace_tags: Mapping[str, str] | None = None,
+) -> EvalResult:
+    """Answer and score every example through ``mlflow.genai.evaluate`` in the active run.
+
+    With ``predictor`` (Spark batch scoring) the answers are computed first and handed to
+    MLflow as static outputs (a minimal trace per question); otherwise ``pipeline`` answers
+    through ``predict_fn``, one traced call per question.
+
+    Raises:
+        JudgeError: the LLM judge failed on a question.
+        EvaluationError: another scorer failed, or MLflow gave no per-question results.
+    """
+    k = k or pipeline.config.retrieval.k
+    depth = max(k, NDCG_AT, CURVE_DEPTH)
+    offline = OfflineAnswerMetrics(pipeline.embedder).load()
+    if judge is not None and hasattr(judge, "with_embedder"):
+        judge = judge.with_embedder(pipeline.embedder)
+    if judge is not None and hasattr(judge, "load"):
+        judge = judge.load()
+    records = eval_records(examples, trace_tags or {})
+    guard = threading.Lock()
+    predict_fn = None
+    if predictor is not None:
+        predictions = predictor([example.question for example in examples], k, depth)
+        for record, prediction in zip(records, predictions, strict=True):
+            record["outputs"] = prediction_outputs(prediction)
+    else:
+        predict_fn = make_predict_fn(pipeline, k, depth, guard)
+    with harness_defaults():
+        result = mlflow.genai.evaluate(
+            data=pd.DataFrame(records),
+            scorers=make_scorers(offline, k, judge, guard),
+            predict_fn=predict_fn,
+            model_id=model_id,
+        )
+    frame = result.result_df
+    if frame is None or len(frame) != len(examples):
+        raise EvaluationError(
+            f"mlflow.genai.evaluate returned {0 if frame is None else len(frame)} results for "
+            f"{len(examples)} questions (run {result.run_id}); see its traces in the MLflow UI"
+        )
+    _raise_scorer_errors(frame)
+    names = [*retrieval_metric_names(k).values(), *OFFLINE_METRICS]
+    if judge is not None:
+        names += JUDGE_METRICS
+    predictions, per_question = [], []
+    for example, (_, row) in zip(examples, frame.iterrows(), strict=True):
+        outputs = row["response"]
+        if isinstance(outputs, str):
+            outputs = json.loads(outputs)
+        predictions.append(prediction_from(example.question, outputs))
+        per_question.append(_scores(row, names))
+    return assemble(examples, predictions, per_question, k)
+
+
+def _scores(row: pd.Series, names: Sequence[str]) -> dict[str, float]:
+    # a metric that did not apply to the question left no assessment: NaN, as in the runner
+    scores = {}
+    for name in names:
+        value = row.get(f"{name}/value")
+        scores[name] = float(value) if isinstance(value, int | float) else math.nan
+    return scores
+
+
+def _raise_scorer_errors(frame: pd.DataFrame) -> None:
+    for column in frame.columns:
+        if not (isinstance(column, str) and column.endswith("/error_message")):
+            continue
+        errors = frame[column].dropna()
+        if len(errors):
+            name, message = column.removesuffix("/error_message"), str(errors.iloc[0])
+            if name == "llm_judge":
+                raise JudgeError(message)
+            raise EvaluationError(f"scorer {name!r} failed on {len(errors)} question(s): {message}")

@@ -4,19 +4,31 @@ Hybrid takes ``fetch_k`` candidates from each side and fuses them with reciproca
 (score = sum of 1 / (rrf_k + rank)) or a weighted sum of min-max normalised scores. Metadata
 filters apply to both sides. Every result keeps its per-side scores so a user can see why it
 ranked.
+
+After retrieval, two optional stages refine the candidates (each in its own module):
+sentence re-scoring (``rag_model.rescoring``) and a cross-encoder (``rag_model.rerank``). With
+``search_unit: sentence`` the dense side searches sentences for parent chunks
+(``rag_model.parents``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag_model.config import RetrievalConfig
 from rag_model.documents import RetrievedChunk
+from rag_model.errors import ConfigError
 from rag_model.index import ChromaIndex
 from rag_model.lexical import Bm25Index
+from rag_model.parents import SentenceUnitIndex
+from rag_model.rescoring import rescore
+from rag_model.sentences import SentenceVectors, split_sentences
+
+if TYPE_CHECKING:
+    from rag_model.rerank import CrossEncoderReranker
 
 
 class Retriever:
@@ -29,18 +41,57 @@ class Retriever:
     """
 
     def __init__(
-        self, config: RetrievalConfig, index: ChromaIndex, lexical: Bm25Index | None = None
+        self,
+        config: RetrievalConfig,
+        index: ChromaIndex,
+        lexical: Bm25Index | None = None,
+        sentences: SentenceVectors | None = None,
+        reranker: CrossEncoderReranker | None = None,
     ) -> None:
         if config.mode != "dense" and lexical is None:
             raise ValueError(f"retrieval mode {config.mode!r} needs the snapshot's BM25 index")
+        wants_sentences = [
+            name
+            for name, wanted in (
+                ("retrieval.sentence_weight > 0", config.sentence_weight > 0),
+                ("retrieval.search_unit 'sentence'", config.search_unit == "sentence"),
+            )
+            if wanted
+        ]
+        if wants_sentences and sentences is None:
+            raise ConfigError(
+                f"{' and '.join(wants_sentences)} need(s) the snapshot's sentence vectors, and "
+                "this snapshot has none; rebuild it with index.sentence_vectors: true"
+            )
+        if config.rerank is not None and reranker is None:
+            raise ConfigError(
+                "retrieval.rerank is set but no cross-encoder was loaded; log the model with its "
+                "rerank files (they are copied into the version) or remove retrieval.rerank"
+            )
         self.config = config
         self.index = index
         self.lexical = lexical
+        self.sentences = sentences
+        self.reranker = reranker
+        self.units = (
+            SentenceUnitIndex(sentences)
+            if config.search_unit == "sentence" and sentences is not None
+            else None
+        )
 
     @property
     def needs_vector(self) -> bool:
         """Whether ``retrieve`` needs the question's embedding."""
-        return self.config.mode != "bm25"
+        return self.config.mode != "bm25" or self.config.sentence_weight > 0
+
+    def depth(self, k: int) -> int:
+        """How many candidates to retrieve so that the refining stages can pick ``k``."""
+        depth = k
+        if self.config.sentence_weight > 0:
+            depth = max(depth, self.config.sentence_depth)
+        if self.config.rerank is not None:
+            depth = max(depth, self.config.rerank.top_n)
+        return depth
 
     def retrieve(
         self,
@@ -62,26 +113,72 @@ class Retriever:
     ) -> list[list[RetrievedChunk]]:
         """``retrieve`` for several questions; the dense side is one Chroma query for all."""
         mode = self.config.mode
-        fetch = k if mode == "dense" else max(self.config.fetch_k, k)
+        depth = self.depth(k)
+        fetch = depth if mode == "dense" else max(self.config.fetch_k, depth)
         if mode == "bm25":
             dense_lists: list[list[RetrievedChunk]] = [[] for _ in questions]
         else:
             assert vectors is not None
-            dense_lists = self.index.query_many(vectors, fetch, where)
+            dense_lists = self._dense(vectors, fetch, where)
         found = []
-        for question, dense in zip(questions, dense_lists, strict=True):
+        for number, (question, dense) in enumerate(zip(questions, dense_lists, strict=True)):
             if mode == "dense":
                 results = [_with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense]
             elif mode == "bm25":
-                results = self._lexical_chunks(self._lexical_hits(question, k, where))
+                results = self._lexical_chunks(self._lexical_hits(question, depth, where))
             else:
                 lexical = self._lexical_hits(question, fetch, where)
-                results = self._fuse(dense, lexical)[:k]
+                results = self._fuse(dense, lexical)[:depth]
+            vector = None if vectors is None else vectors[number]
+            results = self._refine(question, vector, results)[:k]
             threshold = self.config.score_threshold
             if threshold is not None:
                 results = [chunk for chunk in results if chunk.score >= threshold]
             found.append(results)
         return found
+
+    def _dense(
+        self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
+    ) -> list[list[RetrievedChunk]]:
+        """Chunks nearest to each vector: from Chroma, or the parents of the nearest sentences."""
+        if self.units is None:
+            return self.index.query_many(vectors, k, where)
+        allowed = self.index.ids_matching(where) if where else None
+        hits = self.units.search(vectors, k, allowed)
+        found = self.index.get([chunk_id for row in hits for chunk_id, _, _ in row])
+        results = []
+        for row in hits:
+            chunks = []
+            for chunk_id, score, position in row:
+                if chunk_id not in found:
+                    continue
+                text, metadata = found[chunk_id]
+                sentences = split_sentences(text)
+                chunks.append(
+                    RetrievedChunk(
+                        id=chunk_id,
+                        document_id=str(metadata.get("document_id", "")),
+                        text=text,
+                        score=score,
+                        metadata=dict(metadata),
+                        best_sentence=sentences[position] if position < len(sentences) else None,
+                    )
+                )
+            results.append(chunks)
+        return results
+
+    def _refine(
+        self, question: str, vector: np.ndarray | None, results: list[RetrievedChunk]
+    ) -> list[RetrievedChunk]:
+        """The optional stages after retrieval: sentence re-scoring, then the cross-encoder."""
+        weight = self.config.sentence_weight
+        if weight > 0 and self.sentences is not None and vector is not None:
+            depth = self.config.sentence_depth
+            results = rescore(results[:depth], vector, self.sentences, weight) + results[depth:]
+        if self.reranker is not None and self.config.rerank is not None:
+            top_n = self.config.rerank.top_n
+            results = self.reranker.rerank(question, results[:top_n]) + results[top_n:]
+        return results
 
     def _lexical_hits(
         self, question: str, k: int, where: Mapping[str, Any] | None
@@ -162,4 +259,5 @@ def _with_scores(chunk: RetrievedChunk, score: float, **scores: float) -> Retrie
         score=float(score),
         metadata=chunk.metadata,
         scores={name: float(value) for name, value in scores.items()},
+        best_sentence=chunk.best_sentence,
     )

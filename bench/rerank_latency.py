@@ -81,9 +81,7 @@ def main(model_dir: str | None, top_n: str, questions: int, batch_size: int) -> 
             times = []
             for _ in range(questions):
                 question = _text(rng, 12)
-                chunks = [
-                    RetrievedChunk(str(i), str(i), _text(rng, 120), 0.0) for i in range(n)
-                ]
+                chunks = [RetrievedChunk(str(i), str(i), _text(rng, 120), 0.0) for i in range(n)]
                 started = time.perf_counter()
                 reranker.rerank(question, chunks)
                 times.append((time.perf_counter() - started) * 1000)

@@ -30,8 +30,10 @@ from rag_model.config import EMBEDDING_BACKENDS, RagConfig
 from rag_model.documents import Chunk
 from rag_model.embedders import Embedder, make_embedder
 from rag_model.embedding_cache import PersistentEmbeddingCache, embedder_identity
+from rag_model.generators import make_generator
 from rag_model.ingestion import Corpus, load_documents
-from rag_model.sentences import split_sentences
+from rag_model.retrieval import Retriever
+from rag_model.sentences import SentenceVectors, split_sentences
 
 CACHE_FILE = "embeddings.sqlite"
 WARM_SLICE = 1000  # texts embedded (and stored) per step of `warm`
@@ -142,6 +144,46 @@ def documents_of(hits: Sequence[tuple[str, float]]) -> dict[str, float]:
     return documents
 
 
+class LazySentenceVectors(SentenceVectors):
+    """Sentence vectors embedded on first use, through the cache, for the chunks that need them.
+
+    SciFact's 60,593 sentences take about an hour to embed on 2 shared cores; re-scoring only
+    reads the sentences of each query's top candidates, so a benchmark can embed just those
+    (``prefetch`` before a mode runs). Sentence units (parent-document retrieval) need every
+    sentence: they are not run with this store.
+    """
+
+    def __init__(self, texts: dict[str, str], embedder: Embedder) -> None:
+        super().__init__(np.zeros((0, embedder.dimension), dtype=np.float32), {})
+        self.texts = texts
+        self.embedder = embedder
+        self.found: dict[str, np.ndarray] = {}
+
+    def prefetch(self, chunk_ids: Sequence[str]) -> None:
+        """Embed (or read from the cache) the sentences of these chunks in one call."""
+        missing = [c for c in dict.fromkeys(chunk_ids) if c not in self.found and c in self.texts]
+        groups = [split_sentences(self.texts[c]) for c in missing]
+        flat = [sentence for group in groups for sentence in group]
+        vectors = embed_in_slices(self.embedder, flat, 32, "candidate sentences") if flat else None
+        start = 0
+        for chunk_id, group in zip(missing, groups, strict=True):
+            assert vectors is not None or not group
+            self.found[chunk_id] = (
+                vectors[start : start + len(group)]
+                if vectors is not None
+                else np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            )
+            start += len(group)
+
+    def for_chunk(self, chunk_id: str, expected: int | None = None) -> np.ndarray | None:
+        if chunk_id not in self.found:
+            self.prefetch([chunk_id])
+        vectors = self.found.get(chunk_id)
+        if vectors is None or (expected is not None and len(vectors) != expected):
+            return None
+        return vectors
+
+
 @dataclass(frozen=True)
 class ModeRow:
     """One retrieval configuration's quality and cost on a benchmark."""
@@ -185,16 +227,29 @@ def evaluate_modes(
     depth: int,
     metrics: Sequence[str],
     latency_questions: int,
+    lazy: LazySentenceVectors | None = None,
 ) -> list[ModeRow]:
     """Score each mode on the benchmark (documents ranked by their first chunk) and time it.
 
     Quality: every query, ``depth`` chunks each, query vectors from ``embedder`` (cached).
     Cost: the median ``pipeline.answer`` latency (the serving k, extractive answer) over
     ``latency_questions`` questions, one onnxruntime and one BLAS thread, no query cache.
+    ``lazy``: the snapshot has no sentence vectors; re-scoring modes embed their candidates'
+    sentences first, sentence-unit modes are left out.
     """
     from threadpoolctl import threadpool_limits
 
     from rag_model.pipeline import RagPipeline
+
+    def open_pipeline(mode_config: RagConfig, **options: object) -> RagPipeline:
+        if lazy is None:
+            return RagPipeline.from_snapshot(mode_config, snapshot, **options)  # type: ignore[arg-type]
+        plain = mode_config.with_overrides({"retrieval.sentence_weight": 0.0})
+        pipeline = RagPipeline.from_snapshot(plain, snapshot, **options)  # type: ignore[arg-type]
+        lexical = pipeline.retriever.lexical
+        pipeline.retriever = Retriever(mode_config.retrieval, pipeline.index, lexical, lazy)
+        pipeline.generator = make_generator(mode_config.generation, pipeline.embedder, lazy)
+        return pipeline
 
     query_ids = list(bench.queries)
     texts = [bench.queries[q] for q in query_ids]
@@ -204,10 +259,15 @@ def evaluate_modes(
     for label, retrieval in modes.items():
         flat = {f"retrieval.{name}": value for name, value in retrieval.items()}
         mode_config = config.with_overrides(flat)
+        if lazy is not None and mode_config.retrieval.search_unit == "sentence":
+            print(f"{label}: left out (needs every sentence vector)", file=sys.stderr)
+            continue
         # quality at depth: the refining stages see the same candidates as at serving depth
         fetch = max(depth, mode_config.retrieval.fetch_k)
         deep = mode_config.with_overrides({"retrieval.k": depth, "retrieval.fetch_k": fetch})
-        pipeline = RagPipeline.from_snapshot(deep, snapshot)
+        if lazy is not None and mode_config.retrieval.sentence_weight > 0:
+            _prefetch(lazy, open_pipeline(deep), texts, vectors, deep.retrieval.sentence_depth)
+        pipeline = open_pipeline(deep)
         run: dict[str, dict[str, float]] = {}
         step = 256
         for start in range(0, len(query_ids), step):
@@ -217,8 +277,8 @@ def evaluate_modes(
                 ranked = [(hit.document_id, -float(rank)) for rank, hit in enumerate(hits)]
                 run[query_id] = documents_of(ranked)
         scores = evaluate_run(bench.qrels, run, metrics)
-        serving = RagPipeline.from_snapshot(
-            mode_config.with_overrides({"embedding.query_cache_size": 0}), snapshot, threads=1
+        serving = open_pipeline(
+            mode_config.with_overrides({"embedding.query_cache_size": 0}), threads=1
         )
         with threadpool_limits(limits=1):
             serving.warm_up()
@@ -231,6 +291,24 @@ def evaluate_modes(
         rows.append(ModeRow(label, scores, float(np.median(times))))
         print(f"{label}: {scores} {rows[-1].answer_ms:.1f} ms", file=sys.stderr, flush=True)
     return rows
+
+
+def _prefetch(
+    lazy: LazySentenceVectors, pipeline: object, texts: list[str], vectors: np.ndarray, top: int
+) -> None:
+    """Embed the sentences of every query's first-stage top candidates (before re-scoring)."""
+    retriever = pipeline.retriever  # type: ignore[attr-defined]
+    plain = Retriever(
+        retriever.config.model_copy(update={"sentence_weight": 0.0}),
+        retriever.index,
+        retriever.lexical,
+    )
+    wanted: list[str] = []
+    for start in range(0, len(texts), 256):
+        part = slice(start, start + 256)
+        for hits in plain.retrieve_many(texts[part], vectors[part], top):
+            wanted.extend(hit.id for hit in hits)
+    lazy.prefetch(wanted)
 
 
 def print_table(rows: Sequence[ModeRow], metrics: Sequence[str], baseline: str) -> None:

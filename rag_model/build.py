@@ -137,5 +137,15 @@ def write_snapshot(
 
 
 def wants_sentence_vectors(config: RagConfig) -> bool:
-    """Whether the snapshot carries sentence vectors: extractive answers use them."""
-    return config.index.sentence_vectors and config.generation.generator == "extractive"
+    """Whether the snapshot carries sentence vectors.
+
+    Extractive answers, sentence re-scoring and sentence units (parent-document retrieval) use
+    them.
+    """
+    retrieval = config.retrieval
+    uses = (
+        config.generation.generator == "extractive"
+        or retrieval.sentence_weight > 0
+        or retrieval.search_unit == "sentence"
+    )
+    return config.index.sentence_vectors and uses

@@ -186,8 +186,29 @@ class IndexConfig(_Section):
         return self
 
 
+class RerankConfig(_Section):
+    """A cross-encoder that re-ranks the best ``top_n`` candidates (``rag_model.rerank``).
+
+    ``path`` is a sentence-transformers ``CrossEncoder`` folder (exported to ONNX when the model
+    is logged) or an ONNX export (``model.onnx`` + ``tokenizer.json``). Its files are copied
+    into the model version, digested in the manifest and run by onnxruntime; nothing is ever
+    downloaded.
+    """
+
+    path: str = Field(min_length=1, description="cross-encoder folder (CrossEncoder or ONNX)")
+    top_n: int = Field(20, gt=0, le=1000, description="candidates the cross-encoder scores")
+    batch_size: int = Field(16, gt=0, le=1024, description="pairs per onnxruntime call")
+    max_length: int = Field(512, gt=8, le=4096, description="tokens per (question, chunk) pair")
+
+
 class RetrievalConfig(_Section):
-    """How chunks are retrieved: dense (Chroma), lexical (BM25) or both fused."""
+    """How chunks are retrieved: dense (Chroma), lexical (BM25) or both fused.
+
+    Then, optionally: candidates re-scored by their best sentence (``sentence_weight`` > 0,
+    ``rag_model.rescoring``) and re-ranked by a cross-encoder (``rerank``). With
+    ``search_unit: sentence`` the dense side searches sentences and returns their parent
+    chunks (``rag_model.parents``).
+    """
 
     # hybrid + weighted measured best on the sample set (hit rate@4 0.966 vs dense 0.888,
     # bench/retrieval_modes.py) and on SciFact (runtime-facts: 0.731 vs dense 0.645)
@@ -198,6 +219,16 @@ class RetrievalConfig(_Section):
     rrf_k: int = Field(60, gt=0, le=10_000, description="reciprocal rank fusion constant")
     dense_weight: float = Field(0.5, ge=0, le=1, description="weighted fusion: dense share")
     score_threshold: float | None = Field(None, description="drop results scoring below this")
+    sentence_weight: float = Field(
+        0.0, ge=0, le=1, description="share of the best sentence's score in a chunk's; 0: off"
+    )
+    sentence_depth: int = Field(
+        20, gt=0, le=1000, description="candidates re-scored by their best sentence"
+    )
+    search_unit: Literal["chunk", "sentence"] = Field(
+        "chunk", description="dense side: search chunks, or sentences returning parent chunks"
+    )
+    rerank: RerankConfig | None = Field(None, description="a cross-encoder re-ranker; None: off")
 
     @model_validator(mode="after")
     def _fetch_at_least_k(self) -> RetrievalConfig:
@@ -272,6 +303,24 @@ class RagConfig(_Section):
             raise ValueError(
                 f"chunking.chunk_size {self.chunking.chunk_size} tokens is over "
                 f"{self.embedding.model}'s {window}-token window; use at most {window}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sentences_for_retrieval(self) -> RagConfig:
+        retrieval = self.retrieval
+        wanted = [
+            name
+            for name, on in (
+                ("retrieval.sentence_weight > 0", retrieval.sentence_weight > 0),
+                ("retrieval.search_unit 'sentence'", retrieval.search_unit == "sentence"),
+            )
+            if on
+        ]
+        if wanted and not self.index.sentence_vectors:
+            raise ValueError(
+                f"{' and '.join(wanted)} need(s) the chunks' sentence vectors; set "
+                "index.sentence_vectors: true (the default)"
             )
         return self
 

@@ -41,10 +41,15 @@ class RetrievedChunk:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # why it ranked: "dense" similarity, "lexical" BM25 score, "fused" score (hybrid)
     scores: Mapping[str, float] = field(default_factory=dict)
+    # the chunk's sentence closest to the question, when sentence re-scoring ranked it
+    best_sentence: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready source every interface returns (scores rounded to 6 places)."""
-        return {
+        """The JSON-ready source every interface returns (scores rounded to 6 places).
+
+        ``best_sentence`` is present only when sentence re-scoring found one.
+        """
+        data = {
             "id": self.id,
             "document_id": self.document_id,
             "text": self.text,
@@ -52,6 +57,9 @@ class RetrievedChunk:
             "scores": {name: round(float(value), 6) for name, value in self.scores.items()},
             "metadata": dict(self.metadata),
         }
+        if self.best_sentence is not None:
+            data["best_sentence"] = self.best_sentence
+        return data
 
 
 def chunk_id(document_id: str, start: int, text: str) -> str:

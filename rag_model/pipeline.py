@@ -17,6 +17,7 @@ from rag_model.generation import Generation
 from rag_model.generators import Generator, make_generator
 from rag_model.index import ChromaIndex
 from rag_model.query import Query, check_question
+from rag_model.rerank import CrossEncoderReranker, make_reranker
 from rag_model.retrieval import Retriever
 from rag_model.tracing import CHAIN, EMBEDDING, content, is_tracing_enabled, span
 
@@ -54,7 +55,12 @@ class RagPipeline:
     """
 
     def __init__(
-        self, config: RagConfig, index: ChromaIndex, embedder: Embedder, generator: Generator
+        self,
+        config: RagConfig,
+        index: ChromaIndex,
+        embedder: Embedder,
+        generator: Generator,
+        reranker: CrossEncoderReranker | None = None,
     ) -> None:
         if index.manifest.get("embedder") != config.embedding.model:
             raise IntegrityError(
@@ -66,7 +72,10 @@ class RagPipeline:
         self.embedder = embedder
         self.generator = generator
         lexical = index.lexical() if config.retrieval.mode != "dense" else None
-        self.retriever = Retriever(config.retrieval, index, lexical)
+        retrieval = config.retrieval
+        wants_sentences = retrieval.sentence_weight > 0 or retrieval.search_unit == "sentence"
+        sentences = index.sentence_vectors() if wants_sentences else None
+        self.retriever = Retriever(retrieval, index, lexical, sentences, reranker)
 
     @classmethod
     def from_snapshot(
@@ -75,13 +84,16 @@ class RagPipeline:
         snapshot_dir: str | Path,
         embedder_dir: str | Path | None = None,
         threads: int | None = None,
+        reranker_dir: str | Path | None = None,
     ) -> RagPipeline:
         """Open a snapshot (verified) and build the embedder and generator ``config`` names.
 
         With ``index.location: server`` the snapshot folder holds no Chroma files and the
-        collection on the server is checked against its manifest now.
+        collection on the server is checked against its manifest now. ``reranker_dir``: the
+        cross-encoder's files (``retrieval.rerank``), by default its configured ``path``.
         """
-        return cls.from_index(config, open_index(config.index, snapshot_dir), embedder_dir, threads)
+        index = open_index(config.index, snapshot_dir)
+        return cls.from_index(config, index, embedder_dir, threads, reranker_dir)
 
     @classmethod
     def from_index(
@@ -90,6 +102,7 @@ class RagPipeline:
         index: ChromaIndex,
         embedder_dir: str | Path | None = None,
         threads: int | None = None,
+        reranker_dir: str | Path | None = None,
     ) -> RagPipeline:
         """``from_snapshot`` for an index already opened (and so verified)."""
         embedder = make_embedder(
@@ -98,7 +111,7 @@ class RagPipeline:
         if config.embedding.query_cache_size:
             embedder = CachingEmbedder(embedder, max_entries=config.embedding.query_cache_size)
         generator = make_generator(config.generation, embedder, index.sentence_vectors())
-        return cls(config, index, embedder, generator)
+        return cls(config, index, embedder, generator, make_reranker(config, reranker_dir, threads))
 
     def warm_up(self) -> None:
         """Load the embedder and open Chroma now rather than on the first question."""

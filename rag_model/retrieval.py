@@ -4,17 +4,23 @@ Hybrid takes ``fetch_k`` candidates from each side and fuses them with reciproca
 (score = sum of 1 / (rrf_k + rank)) or a weighted sum of min-max normalised scores. Metadata
 filters apply to both sides. Every result keeps its per-side scores so a user can see why it
 ranked.
+
+After retrieval, two optional stages refine the candidates (each in its own module):
+sentence re-scoring (``rag_model.rescoring``) and a cross-encoder (``rag_model.rerank``). With
+``search_unit: sentence`` the dense side searches sentences for parent chunks
+(``rag_model.parents``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag_model.config import RetrievalConfig
 from rag_model.documents import RetrievedChunk
+from rag_model.errors import ConfigError
 from rag_model.index import ChromaIndex
 from rag_model.lexical import Bm25Index
 from rag_model.tracing import (
@@ -26,6 +32,12 @@ from rag_model.tracing import (
     ranked,
     span,
 )
+from rag_model.parents import SentenceUnitIndex
+from rag_model.rescoring import rescore
+from rag_model.sentences import SentenceVectors, split_sentences
+
+if TYPE_CHECKING:
+    from rag_model.rerank import CrossEncoderReranker
 
 
 class Retriever:
@@ -38,18 +50,57 @@ class Retriever:
     """
 
     def __init__(
-        self, config: RetrievalConfig, index: ChromaIndex, lexical: Bm25Index | None = None
+        self,
+        config: RetrievalConfig,
+        index: ChromaIndex,
+        lexical: Bm25Index | None = None,
+        sentences: SentenceVectors | None = None,
+        reranker: CrossEncoderReranker | None = None,
     ) -> None:
         if config.mode != "dense" and lexical is None:
             raise ValueError(f"retrieval mode {config.mode!r} needs the snapshot's BM25 index")
+        wants_sentences = [
+            name
+            for name, wanted in (
+                ("retrieval.sentence_weight > 0", config.sentence_weight > 0),
+                ("retrieval.search_unit 'sentence'", config.search_unit == "sentence"),
+            )
+            if wanted
+        ]
+        if wants_sentences and sentences is None:
+            raise ConfigError(
+                f"{' and '.join(wants_sentences)} need(s) the snapshot's sentence vectors, and "
+                "this snapshot has none; rebuild it with index.sentence_vectors: true"
+            )
+        if config.rerank is not None and reranker is None:
+            raise ConfigError(
+                "retrieval.rerank is set but no cross-encoder was loaded; log the model with its "
+                "rerank files (they are copied into the version) or remove retrieval.rerank"
+            )
         self.config = config
         self.index = index
         self.lexical = lexical
+        self.sentences = sentences
+        self.reranker = reranker
+        self.units = (
+            SentenceUnitIndex(sentences)
+            if config.search_unit == "sentence" and sentences is not None
+            else None
+        )
 
     @property
     def needs_vector(self) -> bool:
         """Whether ``retrieve`` needs the question's embedding."""
-        return self.config.mode != "bm25"
+        return self.config.mode != "bm25" or self.config.sentence_weight > 0
+
+    def depth(self, k: int) -> int:
+        """How many candidates to retrieve so that the refining stages can pick ``k``."""
+        depth = k
+        if self.config.sentence_weight > 0:
+            depth = max(depth, self.config.sentence_depth)
+        if self.config.rerank is not None:
+            depth = max(depth, self.config.rerank.top_n)
+        return depth
 
     def retrieve(
         self,
@@ -76,7 +127,7 @@ class Retriever:
         ``rag.retrieve.fuse`` (per question), whose outputs are ids and scores only.
         """
         mode = self.config.mode
-        fetch = k if mode == "dense" else max(self.config.fetch_k, k)
+        fetch = self.depth(k) if mode == "dense" else max(self.config.fetch_k, self.depth(k))
         with span("rag.retrieve", RETRIEVER) as traced:
             if is_tracing_enabled():
                 asked = [content(question) for question in questions]
@@ -104,30 +155,33 @@ class Retriever:
         where: Mapping[str, Any] | None,
     ) -> list[list[RetrievedChunk]]:
         mode = self.config.mode
+        depth = self.depth(k)
         if mode == "bm25":
             dense_lists: list[list[RetrievedChunk]] = [[] for _ in questions]
         else:
             assert vectors is not None
             with span("rag.retrieve.dense", RETRIEVER, attributes={"fetch_k": fetch}) as dense:
-                dense_lists = self.index.query_many(vectors, fetch, where)
+                dense_lists = self._dense(vectors, fetch, where)
                 if is_tracing_enabled():
                     outputs = [ranked(results) for results in dense_lists]
                     dense.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
         found = []
-        for question, dense_hits in zip(questions, dense_lists, strict=True):
+        for number, (question, dense_hits) in enumerate(zip(questions, dense_lists, strict=True)):
             if mode == "dense":
                 results = [
                     _with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense_hits
                 ]
             elif mode == "bm25":
-                results = self._lexical_chunks(self._traced_lexical(question, k, where))
+                results = self._lexical_chunks(self._traced_lexical(question, depth, where))
             else:
                 lexical = self._traced_lexical(question, fetch, where)
                 with span("rag.retrieve.fuse", RERANKER) as fusing:
                     fusing.set_attribute("fusion", self.config.fusion)
-                    results = self._fuse(dense_hits, lexical)[:k]
+                    results = self._fuse(dense_hits, lexical)[:depth]
                     if is_tracing_enabled():
                         fusing.set_outputs(ranked(results))
+            vector = None if vectors is None else vectors[number]
+            results = self._refine(question, vector, results)[:k]
             threshold = self.config.score_threshold
             if threshold is not None:
                 results = [chunk for chunk in results if chunk.score >= threshold]
@@ -142,6 +196,60 @@ class Retriever:
             if is_tracing_enabled():  # BM25 gives ids and scores; the text comes later
                 lexical.set_outputs([{"chunk_id": i, "lexical": round(s, 6)} for i, s in hits])
         return hits
+
+    def _dense(
+        self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
+    ) -> list[list[RetrievedChunk]]:
+        """Chunks nearest to each vector: from Chroma, or the parents of the nearest sentences."""
+        if self.units is None:
+            return self.index.query_many(vectors, k, where)
+        allowed = self.index.ids_matching(where) if where else None
+        hits = self.units.search(vectors, k, allowed)
+        found = self.index.get([chunk_id for row in hits for chunk_id, _, _ in row])
+        results = []
+        for row in hits:
+            chunks = []
+            for chunk_id, score, position in row:
+                if chunk_id not in found:
+                    continue
+                text, metadata = found[chunk_id]
+                sentences = split_sentences(text)
+                chunks.append(
+                    RetrievedChunk(
+                        id=chunk_id,
+                        document_id=str(metadata.get("document_id", "")),
+                        text=text,
+                        score=score,
+                        metadata=dict(metadata),
+                        best_sentence=sentences[position] if position < len(sentences) else None,
+                    )
+                )
+            results.append(chunks)
+        return results
+
+    def _refine(
+        self, question: str, vector: np.ndarray | None, results: list[RetrievedChunk]
+    ) -> list[RetrievedChunk]:
+        """The optional stages after retrieval: sentence re-scoring, then the cross-encoder."""
+        weight = self.config.sentence_weight
+        if weight > 0 and self.sentences is not None and vector is not None:
+            depth = self.config.sentence_depth
+            with span("rag.retrieve.rescore_sentences", RERANKER) as rescoring:
+                rescoring.set_attribute("sentence_weight", weight)
+                rescoring.set_attribute("sentence_depth", depth)
+                top = rescore(results[:depth], vector, self.sentences, weight)
+                results = top + results[depth:]
+                if is_tracing_enabled():
+                    rescoring.set_outputs(ranked(top))
+        if self.reranker is not None and self.config.rerank is not None:
+            top_n = self.config.rerank.top_n
+            with span("rag.retrieve.rerank", RERANKER) as reranking:
+                reranking.set_attribute("top_n", top_n)
+                top = self.reranker.rerank(question, results[:top_n])
+                results = top + results[top_n:]
+                if is_tracing_enabled():
+                    reranking.set_outputs(ranked(top))
+        return results
 
     def _lexical_hits(
         self, question: str, k: int, where: Mapping[str, Any] | None
@@ -222,4 +330,5 @@ def _with_scores(chunk: RetrievedChunk, score: float, **scores: float) -> Retrie
         score=float(score),
         metadata=chunk.metadata,
         scores={name: float(value) for name, value in scores.items()},
+        best_sentence=chunk.best_sentence,
     )

@@ -90,10 +90,14 @@ class SentenceVectors:
             )
         return cls(vectors, spans)
 
-    def for_chunk(self, chunk_id: str, expected: int) -> np.ndarray | None:
-        """The vectors of the chunk's sentences, or None if unknown or split differently."""
+    def for_chunk(self, chunk_id: str, expected: int | None = None) -> np.ndarray | None:
+        """The vectors of the chunk's sentences, or None if unknown or split differently.
+
+        ``expected``: the number of sentences the caller split the chunk into (None: trust the
+        build's split, which used the same ``split_sentences``).
+        """
         span = self.spans.get(chunk_id)
-        if span is None or span[1] != expected:
+        if span is None or (expected is not None and span[1] != expected):
             return None
         start, count = span
         return np.asarray(self.vectors[start : start + count])

@@ -189,9 +189,13 @@ class Source(BaseModel):
     text: str
     score: float
     scores: dict[str, float] = Field(
-        default_factory=dict, description="per retriever: dense, lexical, fused"
+        default_factory=dict,
+        description="per stage: dense, lexical, fused; sentence (re-scoring), rerank",
     )
     metadata: dict[str, Any]
+    best_sentence: str | None = Field(
+        None, description="the sentence closest to the question (sentence re-scoring only)"
+    )
 
 
 class ModelRef(BaseModel):

@@ -17,8 +17,14 @@ from rag_model.embedders import copy_embedder_files
 from rag_model.index import ChromaIndex
 from rag_model.manifest import FORMAT_VERSION, amend_manifest, config_digest, write_manifest
 from rag_model.packaging.schema import INPUT_EXAMPLE, model_signature
-from rag_model.packaging.version_files import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, CONFIG_DIGEST
+from rag_model.packaging.version_files import (
+    ARTIFACT_EMBEDDER,
+    ARTIFACT_INDEX,
+    ARTIFACT_RERANKER,
+    CONFIG_DIGEST,
+)
 from rag_model.publish import stage_server_snapshot
+from rag_model.rerank import prepare_reranker_files
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # what a serving process imports; pinned to the versions this model was built and tested with
@@ -79,7 +85,8 @@ def log_rag_model(
     """Log the pipeline as an ``mlflow.pyfunc`` model in the active run.
 
     The model carries its config (``model_config``), the verified Chroma snapshot, the
-    embedder's files (so serving needs no hub) and the rag_model code itself, so any machine
+    embedder's files (so serving needs no hub), the cross-encoder's ONNX files when
+    ``retrieval.rerank`` names one, and the rag_model code itself, so any machine
     that can read the registry can serve it with no other state and no network.
 
     Args:
@@ -121,6 +128,13 @@ def log_rag_model(
                 embedder_dir, embedder=config.embedding.model, backend=config.embedding.backend
             )
             artifacts[ARTIFACT_EMBEDDER] = str(embedder_dir)
+        rerank = config.retrieval.rerank
+        if rerank is not None:
+            # the cross-encoder travels inside the version like the encoder: ONNX (exported
+            # here from a CrossEncoder folder), sha256 per file, verified at load
+            reranker_dir = prepare_reranker_files(rerank.path, staging_dir / ARTIFACT_RERANKER)
+            write_manifest(reranker_dir, reranker_source=Path(rerank.path).name)
+            artifacts[ARTIFACT_RERANKER] = str(reranker_dir)
         code_dir = staging_dir / "code" / "rag_model"
         shutil.copytree(
             Path(rag_model.__file__).parent, code_dir, ignore=shutil.ignore_patterns("__pycache__")

@@ -10,7 +10,12 @@ import pandas as pd
 
 from rag_model.packaging.mlflow_tracer import MlflowTracer, pyfunc_tracer
 from rag_model.packaging.rows import predict_rows
-from rag_model.packaging.version_files import ARTIFACT_EMBEDDER, ARTIFACT_INDEX, open_pipeline
+from rag_model.packaging.version_files import (
+    ARTIFACT_EMBEDDER,
+    ARTIFACT_INDEX,
+    ARTIFACT_RERANKER,
+    open_pipeline,
+)
 from rag_model.pipeline import RagPipeline
 from rag_model.tracing import use_tracer
 
@@ -31,10 +36,12 @@ class RagPyfuncModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.tracer = pyfunc_tracer()
         embedder_dir = context.artifacts.get(ARTIFACT_EMBEDDER)
+        reranker_dir = context.artifacts.get(ARTIFACT_RERANKER)
         self.pipeline = open_pipeline(
             Path(context.artifacts[ARTIFACT_INDEX]),
             Path(embedder_dir) if embedder_dir else None,
             context.model_config,
+            reranker_dir=Path(reranker_dir) if reranker_dir else None,
         )
 
     def predict(

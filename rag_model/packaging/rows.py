@@ -75,6 +75,7 @@ def row_to_answer(question: str, row: Mapping[str, Any]) -> Answer:
             score=float(source["score"]),
             metadata=json.loads(source["metadata"] or "{}"),
             scores=json.loads(source.get("scores") or "{}"),
+            best_sentence=source.get("best_sentence"),
         )
         for source in row.get("sources") or []
     ]

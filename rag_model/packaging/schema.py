@@ -18,6 +18,8 @@ SOURCE_TYPE = Object(
         Property("score", "double"),
         Property("metadata", "string"),
         Property("scores", "string", required=False),  # JSON: dense / lexical / fused
+        # the chunk's sentence closest to the question, when sentence re-scoring ranked it
+        Property("best_sentence", "string", required=False),
     ]
 )
 

@@ -25,6 +25,7 @@ from rag_model.pipeline import RagPipeline
 
 ARTIFACT_INDEX = "index"
 ARTIFACT_EMBEDDER = "embedder"
+ARTIFACT_RERANKER = "reranker"  # the cross-encoder of retrieval.rerank (ONNX + tokenizer)
 # the index manifest of a logged model records the sha256 of its model_config
 CONFIG_DIGEST = "model_config_sha256"
 MLMODEL_FILE = "MLmodel"  # mlflow.models.model.MLMODEL_FILE_NAME
@@ -85,16 +86,33 @@ def check_embedder_files(embedder_dir: Path, config: RagConfig) -> None:
         )
 
 
+def check_reranker_files(reranker_dir: Path | None, config: RagConfig, verify: bool) -> None:
+    """Refuse a version whose config re-ranks without the cross-encoder files, or damaged ones."""
+    if config.retrieval.rerank is None:
+        return
+    if reranker_dir is None or not reranker_dir.is_dir():
+        raise ModelError(
+            "the config sets retrieval.rerank but the version carries no cross-encoder files "
+            f"(artifact {ARTIFACT_RERANKER!r}); log the model again with retrieval.rerank.path "
+            "naming the cross-encoder folder"
+        )
+    if verify:
+        verify_manifest(reranker_dir)
+    else:
+        read_manifest(reranker_dir)
+
+
 def checked_config(
     index_dir: Path,
     embedder_dir: Path | None,
     model_config: Mapping[str, Any] | None,
     verify: bool = True,
+    reranker_dir: Path | None = None,
 ) -> RagConfig:
     """The version's config, after the checks that need no Chroma client.
 
     The config in MLmodel against the digest the index manifest records, then (``verify``)
-    the encoder files and the pinned MiniLM weights.
+    the encoder files and the pinned MiniLM weights, and the cross-encoder's files.
     """
     # the manifest's own digest vouches for the config digest it records: the config is
     # checked before anything reads it (which index, which encoder)
@@ -102,6 +120,7 @@ def checked_config(
     config = RagConfig.from_dict(model_config)
     if embedder_dir is not None and verify:
         check_embedder_files(embedder_dir, config)
+    check_reranker_files(reranker_dir, config, verify)
     return config
 
 
@@ -110,6 +129,7 @@ def open_pipeline(
     embedder_dir: Path | None,
     model_config: Mapping[str, Any] | None,
     verify: bool = True,
+    reranker_dir: Path | None = None,
 ) -> RagPipeline:
     """The version's pipeline from its artifact folders and (possibly overridden) config.
 
@@ -119,9 +139,9 @@ def open_pipeline(
     Raises:
         IntegrityError, EmbedderError, IndexNotFoundError: a file is missing or altered.
     """
-    config = checked_config(index_dir, embedder_dir, model_config, verify)
+    config = checked_config(index_dir, embedder_dir, model_config, verify, reranker_dir)
     index = open_index(config.index, index_dir, verify=verify)
-    return RagPipeline.from_index(config, index, embedder_dir)
+    return RagPipeline.from_index(config, index, embedder_dir, reranker_dir=reranker_dir)
 
 
 def artifact_dirs(model_dir: Path) -> tuple[Path, Path | None, dict[str, Any] | None]:
@@ -142,6 +162,12 @@ def artifact_dirs(model_dir: Path) -> tuple[Path, Path | None, dict[str, Any] | 
     )
 
 
+def reranker_dir_of(model_dir: Path) -> Path | None:
+    """The version's cross-encoder folder, or None when it carries none."""
+    reranker = (pyfunc_flavor(model_dir).get("artifacts") or {}).get(ARTIFACT_RERANKER)
+    return model_dir / reranker["path"] if reranker else None
+
+
 def verify_model_dir(model_dir: Path) -> None:
     """Every check ``open_pipeline`` makes, without opening anything (once per host).
 
@@ -149,7 +175,9 @@ def verify_model_dir(model_dir: Path) -> None:
         ModelError, IntegrityError, EmbedderError, IndexNotFoundError: what is wrong, named.
     """
     index_dir, embedder_dir, model_config = artifact_dirs(model_dir)
-    config = checked_config(index_dir, embedder_dir, model_config)
+    config = checked_config(
+        index_dir, embedder_dir, model_config, reranker_dir=reranker_dir_of(model_dir)
+    )
     if config.index.location == "bundled":  # a server-mode index is checked when opened
         ChromaIndex.open(index_dir)
 
@@ -157,4 +185,5 @@ def verify_model_dir(model_dir: Path) -> None:
 def open_model_dir(model_dir: Path, verify: bool = True) -> RagPipeline:
     """``open_pipeline`` for a downloaded version folder (the one holding ``MLmodel``)."""
     index_dir, embedder_dir, model_config = artifact_dirs(model_dir)
-    return open_pipeline(index_dir, embedder_dir, model_config, verify=verify)
+    reranker_dir = reranker_dir_of(model_dir)
+    return open_pipeline(index_dir, embedder_dir, model_config, verify, reranker_dir)

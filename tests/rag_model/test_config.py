@@ -154,6 +154,10 @@ def test_to_dict_from_dict_round_trip() -> None:
         "rrf_k": 60,
         "dense_weight": 0.5,
         "score_threshold": None,
+        "sentence_weight": 0.0,
+        "sentence_depth": 20,
+        "search_unit": "chunk",
+        "rerank": None,
     }
 
 
@@ -189,6 +193,10 @@ def test_flatten_gives_dotted_keys() -> None:
         "retrieval.rrf_k",
         "retrieval.dense_weight",
         "retrieval.score_threshold",
+        "retrieval.sentence_weight",
+        "retrieval.sentence_depth",
+        "retrieval.search_unit",
+        "retrieval.rerank",
         "generation.generator",
         "generation.max_sentences",
         "generation.model",

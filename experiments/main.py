@@ -12,10 +12,12 @@ from evaluation.runner import Judge
 from experiments.options import (
     DEFAULT_DATA,
     config_options,
+    embedding_cache_option,
     eval_options,
     load_config,
     load_eval,
     make_judge,
+    quiet_option,
 )
 from experiments.params import DEFAULT_MODEL_NAME, model_name_option
 from experiments.runs import build_and_log, failures_logged, print_metrics
@@ -41,6 +43,7 @@ def run_main(
     model_name: str = DEFAULT_MODEL_NAME,
     judge: Judge | None = None,
     progress: bool = True,
+    embedding_cache: str | Path | None = None,
 ) -> MainResult:
     """Build, log, evaluate and register one model version; point ``candidate`` at it.
 
@@ -59,7 +62,9 @@ def run_main(
     with mlflow.start_run() as run, failures_logged():
         run_id = run.info.run_id
         mlflow.set_tag("rag_model.eval_path", eval_set.source)
-        info = build_and_log(config, data_path, progress, eval_set=eval_set)
+        info = build_and_log(
+            config, data_path, progress, eval_set=eval_set, embedding_cache=embedding_cache
+        )
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
         evaluated = run_evaluation(pipeline, eval_set, judge, progress)
         version = str(register_version(info.model_uri, model_name).version)
@@ -81,6 +86,8 @@ def run_main(
 )
 @eval_options
 @config_options
+@embedding_cache_option
+@quiet_option
 @model_name_option
 def main(
     data_path: str,
@@ -95,6 +102,8 @@ def main(
     chunk_overlap: int | None,
     k: int | None,
     fake: bool,
+    embedding_cache: str,
+    quiet: bool,
     model_name: str,
 ) -> None:
     """Build, log, evaluate and register a model version as @candidate."""
@@ -104,7 +113,9 @@ def main(
         config = load_config(config_path, fake, chunk_size, chunk_overlap, k)
         eval_set = load_eval(eval_path, split, max_questions)
         judge = make_judge(judge_base_url, judge_model, judge_api_key_env)
-        result = run_main(config, data_path, eval_set, model_name, judge)
+        result = run_main(
+            config, data_path, eval_set, model_name, judge, not quiet, embedding_cache
+        )
     click.echo(
         f"registered {result.model_name} version {result.version} as @{CANDIDATE} "
         f"(run {result.run_id})"

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from rag_model.config import IndexConfig
+from rag_model.corpus_table import write_documents_table
 from rag_model.documents import Chunk, RetrievedChunk
 from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
 from rag_model.lexical import BM25_DIR, Bm25Index
 from rag_model.manifest import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
+from rag_model.progress import steps, timed_step
 from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
 
 COLLECTION_NAME = "rag_chunks"
@@ -54,11 +56,14 @@ def build_index(
     corpus_fingerprint: str,
     sentence_embedder: Embedder | None = None,
     batch_size: int = 32,
+    documents: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Write ``chunks`` and their ``embeddings`` as a Chroma snapshot; return its manifest.
 
     With ``sentence_embedder`` the snapshot also carries every chunk's sentence vectors
-    (``rag_model.sentences``), for extractive answers that embed only the question.
+    (``rag_model.sentences``), for extractive answers that embed only the question. With
+    ``documents`` (``rag_model.corpus_table``) it records each document's digest and chunk ids.
 
     Raises:
         ConfigError: the snapshot folder is not empty.
@@ -87,7 +92,7 @@ def build_index(
             },
         )
         step = client.get_max_batch_size()
-        for start in range(0, len(chunks), step):
+        for start in steps(range(0, len(chunks), step), "chroma write", progress, "batch"):
             batch = chunks[start : start + step]
             collection.add(
                 ids=[chunk.id for chunk in batch],
@@ -99,9 +104,14 @@ def build_index(
         client.close()  # flushes and releases sqlite before the files are hashed
     # BM25 is cheap to build, so every snapshot has it and the mode can change without
     # re-embedding (sweeps over retrieval.mode reuse one snapshot)
-    Bm25Index.build(chunks, snapshot / BM25_DIR)
+    with timed_step("bm25", progress, f"{len(chunks)} chunks"):
+        Bm25Index.build(chunks, snapshot / BM25_DIR)
     if sentence_embedder is not None:
-        build_sentence_vectors(chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size)
+        build_sentence_vectors(
+            chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size, progress
+        )
+    if documents is not None:
+        write_documents_table(snapshot, documents)
     return write_manifest(
         snapshot,
         chunk_count=len(chunks),

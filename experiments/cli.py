@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from experiments.build_index import build_index
+from experiments.diff import diff
 from experiments.evaluate_version import evaluate
 from experiments.history import history, rollback
 from experiments.main import main
@@ -25,7 +26,7 @@ def cli() -> None:
     """Build, evaluate, register, promote and serve RAG pipelines as MLflow models."""
 
 
-for command in (main, build_index, evaluate, sweep, promote, report, history, rollback):
+for command in (main, build_index, evaluate, sweep, promote, report, history, rollback, diff):
     cli.add_command(command)
 
 

@@ -55,6 +55,7 @@ def run_main(
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from experiments.diff import log_production_diff
     from experiments.evaluation_run import publish_evaluation, run_evaluation
     from rag_model.packaging.loading import load_pipeline
     from rag_model.packaging.registry import register_version, set_alias
@@ -65,11 +66,24 @@ def run_main(
         info = build_and_log(
             config, data_path, progress, eval_set=eval_set, embedding_cache=embedding_cache
         )
+        changes = log_production_diff(model_name, info.model_uri)  # what changed, if any
         pipeline = load_pipeline(info.model_uri)  # evaluate what will be served
         evaluated = run_evaluation(pipeline, eval_set, judge, progress)
         version = str(register_version(info.model_uri, model_name).version)
         try:
-            publish_evaluation(evaluated, eval_set, config.to_dict(), model_name, version, run_id)
+            if changes is not None:
+                client = MlflowClient()
+                for key, value in changes.tags().items():
+                    client.set_model_version_tag(model_name, version, key, value)
+            publish_evaluation(
+                evaluated,
+                eval_set,
+                config.to_dict(),
+                model_name,
+                version,
+                run_id,
+                changes=changes.to_dict() if changes is not None else None,
+            )
             set_alias(model_name, CANDIDATE, version, reason=f"evaluated in run {run_id}")
         except BaseException:
             MlflowClient().delete_model_version(model_name, version)  # nothing half-written

@@ -84,6 +84,7 @@ def report_data(
     run_id: str,
     k: int,
     client: MlflowClient | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> ReportData:
     """Everything the report shows, with comparisons read from the registry.
 
@@ -117,6 +118,7 @@ def report_data(
         recall_curve=result.recall_curve,
         latencies_ms=result.latencies_ms,
         worst=[_question_row(row) for row in result.worst(WORST_QUESTIONS)],
+        changes=changes,
     )
 
 

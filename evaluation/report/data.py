@@ -125,6 +125,9 @@ class ReportData:
     recall_curve: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     worst: list[QuestionRow] = field(default_factory=list)
+    # what changed against @production (experiments.diff.VersionDiff.to_dict()); None: no
+    # production version to compare with
+    changes: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:

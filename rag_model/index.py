@@ -12,9 +12,11 @@ first use. That also keeps Chroma clients out of a gunicorn master (they hang th
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +33,8 @@ from rag_model.lexical import BM25_DIR, Bm25Index
 from rag_model.manifest import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
 from rag_model.progress import steps, timed_step
 from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
+
+log = logging.getLogger(__name__)
 
 COLLECTION_NAME = "rag_chunks"
 CHUNK_CACHE_ENTRIES = 200_000  # chunk texts kept in memory per process (~160 MB at 800 chars)
@@ -156,12 +160,20 @@ class ChromaIndex:
             IntegrityError: a file is missing, altered or unexpected.
         """
         snapshot = Path(snapshot_dir)
+        started = time.perf_counter()
         if not (snapshot / MANIFEST_NAME).is_file() and not (snapshot / CHROMA_DIR).is_dir():
             raise IndexNotFoundError(
                 f"no Chroma snapshot at {snapshot}; build one with "
                 "'rag-model build --data-path DATA --out FOLDER' or 'mlflow run . -e main'"
             )
         manifest = verify_manifest(snapshot) if verify else read_manifest(snapshot)
+        if verify:
+            log.info(
+                "verified %d files of %s in %.1f s",
+                len(manifest["files"]),
+                snapshot,
+                time.perf_counter() - started,
+            )
         if manifest.get("location") == "server":
             raise IntegrityError(
                 f"{snapshot} holds no Chroma files: its collection is on a Chroma server; "
@@ -182,6 +194,7 @@ class ChromaIndex:
         if self._collection is not None and self._pid == os.getpid():
             return
         # after a fork the parent's client must not be reused; take a fresh copy
+        started = time.perf_counter()
         workdir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-"))
         shutil.copytree(self.snapshot_dir / CHROMA_DIR, workdir / CHROMA_DIR)
         weakref.finalize(self, shutil.rmtree, workdir, True)
@@ -197,6 +210,14 @@ class ChromaIndex:
             )
         self._client, self._collection = client, collection
         self._workdir, self._pid = workdir, os.getpid()
+        # a serving worker's log: one line per load, with the counts (slow at 100k+ chunks)
+        log.info(
+            "opened %d chunks from %s (private copy %s) in %.1f s",
+            count,
+            self.snapshot_dir,
+            workdir,
+            time.perf_counter() - started,
+        )
 
     def chroma_collection(self) -> Any:
         """The opened Chroma collection itself (to publish it or compute its digest)."""

@@ -116,35 +116,47 @@ class PersistentEmbeddingCache(Embedder):
     def embed(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
-        keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
-        found = self._lookup(set(keys))
-        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in found}
+        # rows of each distinct text; vectors go straight into one float32 matrix (no list or
+        # dict of per-text arrays: at a million chunks those would cost gigabytes)
+        rows: dict[str, list[int]] = {}
+        first_text: dict[str, str] = {}
+        for row, text in enumerate(texts):
+            key = hashlib.sha256(text.encode()).hexdigest()
+            rows.setdefault(key, []).append(row)
+            first_text.setdefault(key, text)
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        found = self._lookup_into(rows, vectors)
+        missing = [key for key in rows if key not in found]
         if missing:
-            fresh = self.inner.embed(list(missing.values()), batch_size, progress)
-            found.update(zip(missing, fresh, strict=True))
-            self._store(dict(zip(missing, fresh, strict=True)))
-        self.hits += len(texts) - len(missing)
+            fresh = np.asarray(
+                self.inner.embed([first_text[key] for key in missing], batch_size, progress),
+                dtype=np.float32,
+            )
+            for key, vector in zip(missing, fresh, strict=True):
+                vectors[rows[key]] = vector
+            self._store(missing, fresh)
         self.misses += len(missing)
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([found[key] for key in keys])
+        self.hits += len(texts) - len(missing)
+        return vectors
 
-    def _lookup(self, keys: set[str]) -> dict[str, np.ndarray]:
-        wanted, found, corrupt = sorted(keys), {}, 0
+    def _lookup_into(self, rows: dict[str, list[int]], vectors: np.ndarray) -> set[str]:
+        """Copy the cached vectors of ``rows``' keys into ``vectors``; the keys found."""
+        wanted, found, corrupt = sorted(rows), set(), 0
         width = self.dimension * 4
         with self._lock:
             for start in range(0, len(wanted), LOOKUP_CHUNK):
                 part = wanted[start : start + LOOKUP_CHUNK]
-                rows = self._db.execute(
+                cursor = self._db.execute(
                     "SELECT text_sha256, vector, checksum FROM embeddings WHERE embedder = ? "
                     f"AND text_sha256 IN ({','.join('?' * len(part))})",
                     [self.identity, *part],
-                ).fetchall()
-                for key, blob, checksum in rows:
+                )
+                for key, blob, checksum in cursor:
                     if len(blob) != width or checksum != _checksum(self.identity, key, blob):
                         corrupt += 1  # left out: embedded again, then overwritten
                         continue
-                    found[key] = np.frombuffer(blob, dtype=np.float32).copy()
+                    vectors[rows[key]] = np.frombuffer(blob, dtype=np.float32)
+                    found.add(key)
         if corrupt:
             self.corrupt += corrupt
             log.warning(
@@ -154,17 +166,20 @@ class PersistentEmbeddingCache(Embedder):
             )
         return found
 
-    def _store(self, vectors: dict[str, np.ndarray]) -> None:
-        rows = []
-        for key, vector in vectors.items():
-            blob = np.asarray(vector, dtype=np.float32).tobytes()
-            rows.append((self.identity, key, blob, _checksum(self.identity, key, blob)))
+    def _store(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         with self._lock:
-            for start in range(0, len(rows), STORE_CHUNK):
+            for start in range(0, len(keys), STORE_CHUNK):
+                rows = []
+                for key, vector in zip(
+                    keys[start : start + STORE_CHUNK],
+                    vectors[start : start + STORE_CHUNK],
+                    strict=True,
+                ):
+                    blob = vector.tobytes()
+                    rows.append((self.identity, key, blob, _checksum(self.identity, key, blob)))
                 with self._db:  # one transaction: whole entries or none
                     self._db.executemany(
-                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
-                        rows[start : start + STORE_CHUNK],
+                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows
                     )
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from rag_model.config import EmbeddingConfig
 from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError
 from rag_model.minilm import MINILM_WEIGHTS_SHA256
+from rag_model.progress import steps
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 LOOKUP_CHUNK = 500  # SQLite limits the number of parameters of one statement
 STORE_CHUNK = 2_000  # entries per write transaction: short locks when two builds share a file
+EMBED_BLOCK = 512  # texts embedded, then stored, at a time (the progress bar's unit)
 
 
 def embedder_identity(config: EmbeddingConfig) -> str:
@@ -127,14 +129,20 @@ class PersistentEmbeddingCache(Embedder):
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         found = self._lookup_into(rows, vectors)
         missing = [key for key in rows if key not in found]
-        if missing:
+        # longest first, as Embedder.embed orders a batch (less padding), then in blocks that
+        # are stored as soon as they are embedded: a build stopped after an hour keeps its work
+        missing.sort(key=lambda key: -len(first_text[key]))
+        blocks = range(0, len(missing), EMBED_BLOCK)
+        label = f"embedding {len(missing)} new of {len(rows)} texts"
+        for start in steps(blocks, label, progress and bool(missing), "block"):
+            block = missing[start : start + EMBED_BLOCK]
             fresh = np.asarray(
-                self.inner.embed([first_text[key] for key in missing], batch_size, progress),
+                self.inner.embed([first_text[key] for key in block], batch_size),
                 dtype=np.float32,
             )
-            for key, vector in zip(missing, fresh, strict=True):
+            for key, vector in zip(block, fresh, strict=True):
                 vectors[rows[key]] = vector
-            self._store(missing, fresh)
+            self._store(block, fresh)
         self.misses += len(missing)
         self.hits += len(texts) - len(missing)
         return vectors

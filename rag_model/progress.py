@@ -4,19 +4,21 @@ Every step that can take more than a few seconds (reading, chunking, embedding, 
 BM25, sentence vectors, copying and verifying artifacts, loading at serve time) reports through
 here. ``progress=False`` (``--quiet``) prints nothing. On a terminal a step with many items shows
 a tqdm bar; where stderr is not a terminal (CI, ``mlflow run`` logs, gunicorn) a bar's carriage
-returns would flood the log, so each step prints one line with its counts when it ends.
+returns would flood the log, so each step prints one line with its counts when it ends (and,
+if it runs for minutes, one a minute with the count so far).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
 PREFIX = "[rag-model]"
+HEARTBEAT_SECONDS = 60.0  # in a log, a long step also prints its count this often
 
 
 def interactive() -> bool:
@@ -40,10 +42,16 @@ def steps(items: Iterable[T], desc: str, progress: bool, unit: str = "it") -> It
 
         yield from tqdm(items, desc=desc, unit=unit)
         return
-    started, count = time.perf_counter(), 0
+    started = last = time.perf_counter()
+    total = len(items) if isinstance(items, Sized) else None
+    count = 0
     for item in items:
-        count += 1
         yield item
+        count += 1
+        if time.perf_counter() - last >= HEARTBEAT_SECONDS:  # a long step is not silent
+            last = time.perf_counter()
+            of = f"/{total}" if total is not None else ""
+            log_line(True, f"{desc}: {count}{of} {unit}s after {last - started:.0f} s")
     plural = unit + ("es" if unit.endswith(("ch", "s")) else "s")
     log_line(True, f"{desc}: {count} {plural} in {time.perf_counter() - started:.1f} s")
 

@@ -80,7 +80,7 @@ def step_write(count: int, folder: Path) -> dict[str, float]:
         vectors,
         folder,
         IndexConfig(),
-        embedder_id="synthetic",
+        embedder_id="hash-embedder",  # the config below: log_model and the loader accept it
         corpus_fingerprint="synthetic",
     )
     write_seconds = time.perf_counter() - started
@@ -144,6 +144,33 @@ def step_load(folder: Path, queries: int) -> dict[str, float]:
     }
 
 
+def step_log(folder: Path) -> dict[str, float]:
+    """log_model of the snapshot into a fresh SQLite store, then a worker's load of it."""
+    import mlflow
+
+    from rag_model.config import RagConfig
+    from rag_model.packaging.log import log_rag_model
+    from rag_model.packaging.version_files import open_model_dir
+
+    store = folder.parent / "mlflow"
+    store.mkdir()
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("scale", (store / "a").as_uri()))
+    config = RagConfig.from_dict(
+        {"embedding": {"model": "hash-embedder"}, "generation": {"generator": "echo"}}
+    )
+    started = time.perf_counter()
+    with mlflow.start_run():
+        info = log_rag_model(config, folder)
+    logged = time.perf_counter() - started
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    started = time.perf_counter()
+    pipeline = open_model_dir(model_dir)  # what a worker does without serving.prepare
+    pipeline.answer("w1x7919 w2x15838")
+    first_answer = time.perf_counter() - started
+    return {"log_model_s": logged, "load_verify_first_answer_s": first_answer}
+
+
 def child(*args: str) -> dict[str, float]:
     """Run one step in a fresh process (its own peak RSS); its last line is JSON."""
     done = subprocess.run(
@@ -157,7 +184,7 @@ def child(*args: str) -> dict[str, float]:
 @click.command()
 @click.option("--chunks", default="10000,100000", show_default=True)
 @click.option("--queries", default=200, show_default=True)
-@click.option("--step", type=click.Choice(["write", "load"]), default=None, hidden=True)
+@click.option("--step", type=click.Choice(["write", "load", "log"]), default=None, hidden=True)
 @click.option("--folder", default="", hidden=True)
 def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
     """Print the scale table (bundled mode, synthetic vectors)."""
@@ -167,6 +194,9 @@ def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
     if step == "load":
         print(json.dumps(step_load(Path(folder), queries)))
         return
+    if step == "log":
+        print(json.dumps(step_log(Path(folder))))
+        return
     print(f"load average at start: {os.getloadavg()}", flush=True)
     rows = []
     for count in (int(c) for c in chunks.split(",")):
@@ -174,6 +204,7 @@ def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
             snapshot = Path(tmp) / "snapshot"
             written = child("--chunks", str(count), "--step", "write", "--folder", str(snapshot))
             loaded = child("--step", "load", "--folder", str(snapshot), "--queries", str(queries))
+            loaded.update(child("--step", "log", "--folder", str(snapshot)))
             rows.append((count, written, loaded))
             print(count, json.dumps({**written, **loaded}), flush=True)
     print(f"load average at end: {os.getloadavg()}")
@@ -192,6 +223,8 @@ def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
         ("BM25 p50 ms", "load", "bm25_p50_ms"),
         ("BM25 p99 ms", "load", "bm25_p99_ms"),
         ("worker peak RSS MB", "load", "worker_rss_mb"),
+        ("log_model s", "load", "log_model_s"),
+        ("pipeline load+verify+1st answer s", "load", "load_verify_first_answer_s"),
     ]
     print("\n| chunks | " + " | ".join(c[0] for c in columns) + " |")
     print("|---:|" + "---:|" * len(columns))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from experiments.options import DEFAULT_DATA, config_options, engine_option, load_config
+from experiments.options import (
+    DEFAULT_DATA,
+    config_options,
+    embedding_cache_option,
+    engine_option,
+    load_config,
+    quiet_option,
+)
 from experiments.params import model_name_option, option
 from experiments.runs import build_and_log, failures_logged
 
@@ -14,6 +21,8 @@ from experiments.runs import build_and_log, failures_logged
 @click.option("--data-path", default=DEFAULT_DATA, show_default=True, help="Documents to index.")
 @config_options
 @engine_option
+@embedding_cache_option
+@quiet_option
 @model_name_option
 @option(
     "--register/--no-register",
@@ -29,6 +38,8 @@ def build_index(
     k: int | None,
     fake: bool,
     engine: str,
+    embedding_cache: str,
+    quiet: bool,
     model_name: str,
     register: bool,
 ) -> None:
@@ -41,7 +52,13 @@ def build_index(
     with friendly_errors():
         config = load_config(config_path, fake, chunk_size, chunk_overlap, k)
         with mlflow.start_run() as run, failures_logged():
-            info = build_and_log(config, data_path, engine=engine)
+            info = build_and_log(
+                config,
+                data_path,
+                progress=not quiet,
+                engine=engine,
+                embedding_cache=embedding_cache,
+            )
             version = register_version(info.model_uri, model_name).version if register else None
     where = f"registered as {model_name} version {version}" if version else info.model_uri
     click.echo(f"built and logged in run {run.info.run_id}: {where}")

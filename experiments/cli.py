@@ -10,10 +10,11 @@ import click
 
 from experiments.build_index import build_index
 from experiments.client import query
+from experiments.diff import diff
 from experiments.evaluate_version import evaluate
 from experiments.history import history, rollback
 from experiments.main import main
-from experiments.options import engine_option
+from experiments.options import embedding_cache_option, engine_option, quiet_option
 from experiments.promote import promote
 from experiments.report import report
 from experiments.shadow_report import shadow_report
@@ -37,6 +38,7 @@ for command in (
     rollback,
     query,
     shadow_report,
+    diff,
 ):
     cli.add_command(command)
 
@@ -46,7 +48,11 @@ for command in (
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New snapshot folder.")
 @click.option("--config", "config_path", default="", help="YAML file of config overrides.")
 @engine_option
-def build(data_path: str, out: str, config_path: str, engine: str) -> None:
+@embedding_cache_option
+@quiet_option
+def build(
+    data_path: str, out: str, config_path: str, engine: str, embedding_cache: str, quiet: bool
+) -> None:
     """Build a Chroma snapshot (no MLflow), e.g. to inspect chunking."""
     from experiments.errors import friendly_errors
     from experiments.runs import build_with
@@ -54,10 +60,14 @@ def build(data_path: str, out: str, config_path: str, engine: str) -> None:
 
     with friendly_errors():
         config = RagConfig.from_yaml(config_path) if config_path else RagConfig()
-        result = build_with(engine, config, data_path, out)
+        result = build_with(
+            engine, config, data_path, out, not quiet, embedding_cache=embedding_cache
+        )
     click.echo(
         f"{result.document_count} documents, {result.chunk_count} chunks -> {out} "
-        f"({result.seconds['build_seconds']:.1f} s)"
+        f"({result.seconds['build_seconds']:.1f} s; chunks embedded "
+        f"{result.counts.get('build_chunks_embedded', 0)}, reused "
+        f"{result.counts.get('build_chunks_reused', 0)})"
     )
     for path, reason in result.skipped:
         click.echo(f"  skipped {path}: {reason}")

@@ -95,8 +95,12 @@ def publish_evaluation(
     model_name: str,
     version: str | None,
     run_id: str,
+    changes: dict | None = None,
 ) -> None:
-    """Log the report files on the run and, for a version, tag it with the evaluation."""
+    """Log the report files on the run and, for a version, tag it with the evaluation.
+
+    ``changes``: the diff against ``@production`` (``experiments.diff``), shown in the report.
+    """
     data = report_data(
         evaluated.result,
         eval_set,
@@ -106,6 +110,7 @@ def publish_evaluation(
         version,
         run_id,
         evaluated.k,
+        changes=changes,
     )
     with tempfile.TemporaryDirectory(prefix="rag-model-report-") as tmp:
         write_report_files(data, evaluated.result.rows, Path(tmp))

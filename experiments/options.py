@@ -9,6 +9,7 @@ import click
 
 from experiments.params import OptionalInt, config_overrides, option
 from rag_model.config import HASH_MODEL_ID, RagConfig
+from rag_model.embedding_cache import DEFAULT_CACHE_PATH
 
 DEFAULT_DATA = "data/sample/corpus.jsonl"
 DEFAULT_EVAL = "data/sample/eval.jsonl"
@@ -62,6 +63,18 @@ predict_with_option = option(
     "mlflow.pyfunc.spark_udf (no latency metrics: a batch's time says nothing about one "
     "question's).",
 )
+
+
+# every build reads and fills the persistent embedding cache: a rebuild embeds only new texts
+embedding_cache_option = option(
+    "--embedding-cache",
+    "embedding_cache",
+    default=DEFAULT_CACHE_PATH,
+    show_default=True,
+    envvar="RAG_EMBEDDING_CACHE",
+    help="Embedding cache file (SQLite) shared by every build; 'none' embeds everything.",
+)
+quiet_option = option("--quiet", is_flag=True, help="No progress bars or step lines.")
 
 
 def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:

@@ -26,10 +26,12 @@ def build_and_log(
     progress: bool = True,
     engine: str = "local",
     eval_set: EvalSet | None = None,
+    embedding_cache: str | Path | None = None,
 ) -> Any:
     """Build the snapshot and log the model into the active run (params, build metrics too).
 
     With ``eval_set``, the documents are first checked to be the ones it was made for.
+    ``embedding_cache``: the ``--embedding-cache`` value (a file, or ``none``).
     """
     import mlflow
 
@@ -45,10 +47,13 @@ def build_and_log(
         corpus = load_documents(data_path)
         check_overlap(eval_set, {document.id for document in corpus.documents}, str(data_path))
     with tempfile.TemporaryDirectory(prefix="rag-model-build-") as tmp:
-        built = build_with(engine, config, data_path, Path(tmp) / "index", progress, corpus)
+        built = build_with(
+            engine, config, data_path, Path(tmp) / "index", progress, corpus, embedding_cache
+        )
         mlflow.log_metrics(
             {
                 **built.seconds,
+                **built.counts,
                 "chunk_count": built.chunk_count,
                 "document_count": built.document_count,
                 "index_bytes": built.index_bytes,
@@ -70,21 +75,30 @@ def build_with(
     snapshot_dir: str | Path,
     progress: bool = True,
     corpus: Corpus | None = None,
+    embedding_cache: str | Path | None = None,
 ) -> Any:
     """Build a snapshot in this process (``local``) or on Spark (``spark``): the same files.
 
     ``corpus``: the documents of ``data_path`` when already read (a local build reuses them).
+    ``embedding_cache``: the cache file (``none`` or None: no cache).
     """
+    from rag_model.embedding_cache import cache_path_option
+
+    cache = cache_path_option(embedding_cache)
     if engine == "spark":
         from rag_model.index import check_snapshot_target
         from rag_spark.indexing import build_snapshot_on_spark
         from rag_spark.session import spark_session
 
         check_snapshot_target(Path(snapshot_dir))  # in a second, before Spark starts
-        return build_snapshot_on_spark(spark_session(), config, data_path, snapshot_dir)
+        return build_snapshot_on_spark(
+            spark_session(), config, data_path, snapshot_dir, embedding_cache=cache
+        )
     from rag_model.build import build_snapshot
 
-    return build_snapshot(config, data_path, snapshot_dir, progress=progress, corpus=corpus)
+    return build_snapshot(
+        config, data_path, snapshot_dir, progress=progress, corpus=corpus, embedding_cache=cache
+    )
 
 
 @contextmanager

@@ -26,10 +26,11 @@ from experiments.options import DEFAULT_DATA, eval_options, load_config, load_ev
 from experiments.params import option
 from experiments.runs import failures_logged
 from rag_model.config import RagConfig
+from rag_model.embedding_cache import DEFAULT_CACHE_PATH
 from rag_model.errors import ConfigError
 from rag_model.ingestion import Corpus
 
-DEFAULT_CACHE = ".rag-model/embedding-cache/embeddings.sqlite3"
+DEFAULT_CACHE = DEFAULT_CACHE_PATH  # one default for every build
 # the metrics "best" is reported for; latency is lower-is-better
 BEST_HIGHER = (
     "hit_rate",
@@ -173,13 +174,11 @@ def run_sweep(
 
 def _embedder(base: RagConfig, cache_path: str | Path | None) -> Any:
     from rag_model.embedders import make_embedder
+    from rag_model.embedding_cache import cache_path_option, cached_embedder
 
-    inner = make_embedder(base.embedding)
-    if cache_path is None:
-        return inner
-    from rag_model.embedding_cache import PersistentEmbeddingCache, embedder_identity
-
-    return PersistentEmbeddingCache(inner, cache_path, embedder_identity(base.embedding))
+    return cached_embedder(
+        make_embedder(base.embedding), base.embedding, cache_path_option(cache_path)
+    )
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -217,6 +216,7 @@ def _run_group(
             **built.seconds,
             "chunk_count": built.chunk_count,
             "index_bytes": built.index_bytes,
+            **built.counts,
         }
         index = ChromaIndex.open(built.snapshot_dir)
         sentence_vectors = index.sentence_vectors()  # built once per chunking, shared
@@ -353,11 +353,13 @@ def grid_from_options(base: RagConfig, *texts: str) -> Grid:
     help="Comma-separated: dense,bm25,hybrid [the base config's].",
 )
 @option(
+    "--embedding-cache",
     "--cache",
     "cache_path",
     default=DEFAULT_CACHE,
     show_default=True,
-    help="Embedding cache file (SQLite).",
+    envvar="RAG_EMBEDDING_CACHE",
+    help="Embedding cache file (SQLite) shared by every build; 'none' embeds everything.",
 )
 @option("--no-cache", is_flag=True, help="Embed every chunk again; keep no cache file.")
 def sweep(

@@ -84,6 +84,7 @@ def report_data(
     run_id: str,
     k: int,
     client: MlflowClient | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> ReportData:
     """Everything the report shows, with comparisons read from the registry.
 
@@ -122,6 +123,7 @@ def report_data(
         worst=[_question_row(row) for row in result.worst(WORST_QUESTIONS)],
         live=live,
         live_production=live_production,
+        changes=changes,
     )
 
 

@@ -25,6 +25,7 @@ from rag_model.minilm import (
     verify_minilm_weights,
 )
 from rag_model.onnx_export import exported_minilm_dir
+from rag_model.progress import steps
 
 
 class Embedder(ABC):
@@ -61,11 +62,7 @@ class Embedder(ABC):
         # the same inside encode); measured 0.65 -> see bench/README.md for the ratio after
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         ordered = [texts[i] for i in order]
-        starts = range(0, len(ordered), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="embedding", unit="batch")
+        starts = steps(range(0, len(ordered), batch_size), "embedding", progress, "batch")
         batches = [self.embed_batch(ordered[start : start + batch_size]) for start in starts]
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         vectors[order] = np.vstack(batches)

@@ -12,9 +12,11 @@ first use. That also keeps Chroma clients out of a gunicorn master (they hang th
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,12 +25,16 @@ from typing import Any
 import numpy as np
 
 from rag_model.config import IndexConfig
+from rag_model.corpus_table import write_documents_table
 from rag_model.documents import Chunk, RetrievedChunk
 from rag_model.embedders import Embedder
 from rag_model.errors import ConfigError, IndexNotFoundError, IntegrityError, QueryError
 from rag_model.lexical import BM25_DIR, Bm25Index
 from rag_model.manifest import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
+from rag_model.progress import steps, timed_step
 from rag_model.sentences import SENTENCES_DIR, SentenceVectors, build_sentence_vectors
+
+log = logging.getLogger(__name__)
 
 COLLECTION_NAME = "rag_chunks"
 CHUNK_CACHE_ENTRIES = 200_000  # chunk texts kept in memory per process (~160 MB at 800 chars)
@@ -54,11 +60,14 @@ def build_index(
     corpus_fingerprint: str,
     sentence_embedder: Embedder | None = None,
     batch_size: int = 32,
+    documents: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Write ``chunks`` and their ``embeddings`` as a Chroma snapshot; return its manifest.
 
     With ``sentence_embedder`` the snapshot also carries every chunk's sentence vectors
-    (``rag_model.sentences``), for extractive answers that embed only the question.
+    (``rag_model.sentences``), for extractive answers that embed only the question. With
+    ``documents`` (``rag_model.corpus_table``) it records each document's digest and chunk ids.
 
     Raises:
         ConfigError: the snapshot folder is not empty.
@@ -87,7 +96,7 @@ def build_index(
             },
         )
         step = client.get_max_batch_size()
-        for start in range(0, len(chunks), step):
+        for start in steps(range(0, len(chunks), step), "chroma write", progress, "batch"):
             batch = chunks[start : start + step]
             collection.add(
                 ids=[chunk.id for chunk in batch],
@@ -99,9 +108,14 @@ def build_index(
         client.close()  # flushes and releases sqlite before the files are hashed
     # BM25 is cheap to build, so every snapshot has it and the mode can change without
     # re-embedding (sweeps over retrieval.mode reuse one snapshot)
-    Bm25Index.build(chunks, snapshot / BM25_DIR)
+    with timed_step("bm25", progress, f"{len(chunks)} chunks"):
+        Bm25Index.build(chunks, snapshot / BM25_DIR)
     if sentence_embedder is not None:
-        build_sentence_vectors(chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size)
+        build_sentence_vectors(
+            chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size, progress
+        )
+    if documents is not None:
+        write_documents_table(snapshot, documents)
     return write_manifest(
         snapshot,
         chunk_count=len(chunks),
@@ -146,12 +160,20 @@ class ChromaIndex:
             IntegrityError: a file is missing, altered or unexpected.
         """
         snapshot = Path(snapshot_dir)
+        started = time.perf_counter()
         if not (snapshot / MANIFEST_NAME).is_file() and not (snapshot / CHROMA_DIR).is_dir():
             raise IndexNotFoundError(
                 f"no Chroma snapshot at {snapshot}; build one with "
                 "'rag-model build --data-path DATA --out FOLDER' or 'mlflow run . -e main'"
             )
         manifest = verify_manifest(snapshot) if verify else read_manifest(snapshot)
+        if verify:
+            log.info(
+                "verified %d files of %s in %.1f s",
+                len(manifest["files"]),
+                snapshot,
+                time.perf_counter() - started,
+            )
         if manifest.get("location") == "server":
             raise IntegrityError(
                 f"{snapshot} holds no Chroma files: its collection is on a Chroma server; "
@@ -172,6 +194,7 @@ class ChromaIndex:
         if self._collection is not None and self._pid == os.getpid():
             return
         # after a fork the parent's client must not be reused; take a fresh copy
+        started = time.perf_counter()
         workdir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-"))
         shutil.copytree(self.snapshot_dir / CHROMA_DIR, workdir / CHROMA_DIR)
         weakref.finalize(self, shutil.rmtree, workdir, True)
@@ -187,6 +210,14 @@ class ChromaIndex:
             )
         self._client, self._collection = client, collection
         self._workdir, self._pid = workdir, os.getpid()
+        # a serving worker's log: one line per load, with the counts (slow at 100k+ chunks)
+        log.info(
+            "opened %d chunks from %s (private copy %s) in %.1f s",
+            count,
+            self.snapshot_dir,
+            workdir,
+            time.perf_counter() - started,
+        )
 
     def chroma_collection(self) -> Any:
         """The opened Chroma collection itself (to publish it or compute its digest)."""

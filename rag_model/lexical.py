@@ -80,7 +80,8 @@ class Bm25Index:
                 "'bm25' or 'hybrid'"
             )
         ids = json.loads((folder / IDS_FILE).read_text())
-        return cls(bm25s.BM25.load(str(folder)), ids)
+        # the score matrix memory-mapped: workers on one host share its pages (read-only use)
+        return cls(bm25s.BM25.load(str(folder), mmap=True), ids)
 
     def query(
         self, text: str, k: int, allowed_ids: set[str] | None = None

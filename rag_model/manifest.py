@@ -9,7 +9,9 @@ the format had a minor (``format_version: 1``) read as 1.0.
 
 Format history: 1.0 file digests; 1.1 adds file sizes (a truncated file is told from an altered
 one), the manifest's own sha256 (an edited manifest is told from an edited file) and, in a
-logged model's index manifest, the sha256 of the model's config.
+logged model's index manifest, the sha256 of the model's config; 1.2 adds a snapshot's
+``documents.json`` (each document's sha256 and chunk ids, ``rag_model.corpus_table``), a file
+like any other in the digests; snapshots without it still load, and diff without it says so.
 
 The manifest is a checksum list, not a signature: it catches corruption, truncation, partial
 copies and edits by mistake, not someone who rewrites the manifest on purpose.
@@ -27,7 +29,7 @@ from rag_model.errors import IntegrityError
 from rag_model.version import __version__
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 FORMAT_MAJOR = 1
 SELF_DIGEST = "manifest_sha256"
 

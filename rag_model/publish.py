@@ -37,6 +37,7 @@ from rag_model.chroma_server import (
     server_errors,
 )
 from rag_model.config import IndexConfig, RagConfig
+from rag_model.corpus_table import DOCUMENTS_FILE
 from rag_model.errors import ConfigError, IntegrityError, RagError
 from rag_model.index import ChromaIndex, check_snapshot_target
 from rag_model.lexical import BM25_DIR
@@ -231,6 +232,8 @@ def stage_server_snapshot(
         shutil.copytree(snapshot / BM25_DIR, out / BM25_DIR)
     if (snapshot / SENTENCES_DIR).is_dir():
         shutil.copytree(snapshot / SENTENCES_DIR, out / SENTENCES_DIR)
+    if (snapshot / DOCUMENTS_FILE).is_file():  # what `rag-model diff` compares
+        shutil.copyfile(snapshot / DOCUMENTS_FILE, out / DOCUMENTS_FILE)
     return write_manifest(out, location=LOCATION_SERVER, **fingerprint)
 
 

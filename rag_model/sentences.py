@@ -23,6 +23,7 @@ import numpy as np
 from rag_model.documents import Chunk
 from rag_model.embedders import Embedder
 from rag_model.errors import IntegrityError
+from rag_model.progress import log_line
 
 SENTENCES_DIR = "sentences"
 VECTORS_FILE = "vectors.npy"
@@ -43,12 +44,17 @@ def split_sentences(text: str) -> list[str]:
 
 
 def build_sentence_vectors(
-    chunks: Sequence[Chunk], embedder: Embedder, folder: Path, batch_size: int = 32
+    chunks: Sequence[Chunk],
+    embedder: Embedder,
+    folder: Path,
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> int:
     """Embed every chunk's sentences into ``folder``; return the number of sentences."""
     per_chunk = [split_sentences(chunk.text) for chunk in chunks]
     sentences = [sentence for group in per_chunk for sentence in group]
-    vectors = embedder.embed(sentences, batch_size=batch_size)
+    log_line(progress, f"sentence vectors: {len(sentences)} sentences of {len(chunks)} chunks")
+    vectors = embedder.embed(sentences, batch_size=batch_size, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / VECTORS_FILE, vectors.astype(np.float32, copy=False))
     table = [[chunk.id, len(group)] for chunk, group in zip(chunks, per_chunk, strict=True)]

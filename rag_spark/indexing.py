@@ -2,40 +2,42 @@
 
 The driver reads the corpus with ``rag_model.ingestion`` (the same validation, ids and
 fingerprint as a local build) and hands the documents to Spark. Chunking runs in
-``mapInPandas`` with ``rag_model.chunking`` (so chunk ids are the same), and embedding in a
-second ``mapInPandas`` whose encoder is loaded once per Python worker from the bundled MiniLM
-files (and reused by every task that worker runs). The chunk vectors, and each chunk's
-sentence vectors when extractive answers want them, come back to the driver, which writes
-them with ``rag_model.build.write_snapshot``: the same Chroma snapshot and manifest as
-``build_snapshot``.
+``mapInPandas`` with ``rag_model.chunking`` (so chunk ids are the same). The driver then asks the
+persistent embedding cache for the chunk texts, and only the texts it misses go back to Spark
+to be embedded (a second ``mapInPandas`` whose encoder is loaded once per Python worker). The
+same happens for the sentences of the chunks when extractive answers want sentence vectors.
+
+Vectors come back as Arrow record batches, one partition at a time, straight into a float32
+matrix: the driver never holds a Python list or dict of vectors. It writes the snapshot with
+``rag_model.build.write_snapshot``: the same Chroma snapshot and manifest as ``build_snapshot``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag_model.build import BuildResult, check_chunks, wants_sentence_vectors, write_snapshot
+from rag_model.build import BuildResult, Tally, check_chunks, write_snapshot
 from rag_model.config import RagConfig
 from rag_model.documents import Chunk
-from rag_model.embedders import Embedder, PrecomputedEmbedder
+from rag_model.embedders import Embedder
+from rag_model.embedding_cache import cached_embedder
 from rag_model.index import check_snapshot_target
 from rag_model.ingestion import load_documents
+from rag_model.progress import log_line
 
 DOCUMENT_SCHEMA = "position long, id string, text string, metadata string"
 CHUNK_SCHEMA = (
     "position long, order long, id string, document_id string, text string, metadata string"
 )
-EMBEDDED_SCHEMA = (
-    f"{CHUNK_SCHEMA}, vector array<float>, sentences array<string>, "
-    "sentence_vectors array<array<float>>"
-)
+TEXT_SCHEMA = "row long, text string"
+VECTOR_SCHEMA = "row long, vector array<float>"
 
 # one encoder per Python worker process, by config: Spark reuses its Python workers across
 # tasks, so a worker loads MiniLM once, not once per partition
@@ -48,6 +50,8 @@ def build_snapshot_on_spark(
     data_path: str | Path,
     snapshot_dir: str | Path,
     partitions: int | None = None,
+    embedding_cache: str | Path | None = None,
+    progress: bool = False,
 ) -> BuildResult:
     """``rag_model.build.build_snapshot`` with chunking and embedding on Spark.
 
@@ -56,8 +60,10 @@ def build_snapshot_on_spark(
         config: the pipeline config (chunking, embedder, index).
         data_path: a folder of documents or a .jsonl file, read on the driver.
         snapshot_dir: a new or empty folder for the snapshot.
-        partitions: how many partitions the documents are split into (default: Spark's
-            default parallelism, one per core on ``local[n]``).
+        partitions: how many partitions the documents and texts are split into (default:
+            Spark's default parallelism, one per core on ``local[n]``).
+        embedding_cache: the persistent cache file (None: embed every text on Spark).
+        progress: one line per step.
 
     Raises:
         ConfigError: ``snapshot_dir`` is not empty.
@@ -82,15 +88,8 @@ def build_snapshot_on_spark(
         frame = frame.repartition(partitions)
     ingested = time.perf_counter()
     settings = config.to_dict()
-    sentences = wants_sentence_vectors(config)
-    embedded = frame.mapInPandas(partial(chunk_batches, settings=settings), CHUNK_SCHEMA)
-    embedded = embedded.mapInPandas(
-        partial(embed_batches, settings=settings, sentences=sentences), EMBEDDED_SCHEMA
-    )
-    table = embedded.toArrow().sort_by([("position", "ascending"), ("order", "ascending")])
-    computed = time.perf_counter()
-
-    rows = table.drop_columns(["vector", "sentence_vectors"]).to_pylist()
+    chunked = frame.mapInPandas(partial(chunk_batches, settings=settings), CHUNK_SCHEMA)
+    table = chunked.toArrow().sort_by([("position", "ascending"), ("order", "ascending")])
     chunks = [
         Chunk(
             id=row["id"],
@@ -98,26 +97,72 @@ def build_snapshot_on_spark(
             text=row["text"],
             metadata=json.loads(row["metadata"]),
         )
-        for row in rows
+        for row in table.to_pylist()
     ]
     check_chunks(chunks, data_path)
-    vectors = _matrix(table.column("vector"))
-    sentence_vectors: dict[str, np.ndarray] = {}
-    if sentences:
-        per_chunk = table.column("sentence_vectors").to_pylist()
-        for row, chunk_vectors in zip(rows, per_chunk, strict=True):
-            for sentence, vector in zip(row["sentences"], chunk_vectors, strict=True):
-                sentence_vectors.setdefault(sentence, np.asarray(vector, dtype=np.float32))
-    embedder = PrecomputedEmbedder(config.embedding.model, sentence_vectors, vectors.shape[1])
+    log_line(progress, f"spark: {len(chunks)} chunks of {len(corpus.documents)} documents")
+    on_spark = SparkEmbedder(spark, settings, partitions)
+    embedder = cached_embedder(on_spark, config.embedding, embedding_cache)
+    tally = Tally(embedder)
+    vectors = tally.embed(
+        [chunk.text for chunk in chunks], batch_size=config.embedding.batch_size, progress=progress
+    )
+    computed = time.perf_counter()
     return write_snapshot(
         config,
         corpus,
         chunks,
         vectors,
         snapshot_dir,
-        embedder,
+        embedder,  # sentence vectors: the cache first, then Spark for what it misses
         {"ingest_seconds": ingested - started, "chunk_embed_seconds": computed - ingested},
+        counts=tally.counts("build_chunks"),
+        progress=progress,
     )
+
+
+class SparkEmbedder(Embedder):
+    """Embeds texts on Spark executors; the vectors stream back into one float32 matrix."""
+
+    def __init__(self, spark: Any, settings: dict[str, Any], partitions: int | None) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.partitions = partitions or spark.sparkContext.defaultParallelism
+        config = RagConfig.from_dict(settings).embedding
+        self.model_id = config.model
+        self.dimension = _encoder(settings).dimension  # no model load: a class attribute
+
+    def token_counter(self):  # noqa: ANN201 - chunking ran on Spark; here for the interface
+        return _encoder(self.settings).token_counter()
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def embed(
+        self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        import pandas as pd
+
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return vectors
+        frame = self.spark.createDataFrame(
+            pd.DataFrame({"row": range(len(texts)), "text": list(texts)}), schema=TEXT_SCHEMA
+        ).repartition(self.partitions)
+        embedded = frame.mapInPandas(partial(embed_batches, settings=self.settings), VECTOR_SCHEMA)
+        done = 0
+        # one Arrow batch at a time straight into the matrix: no Python list of vectors
+        for batch in _arrow_batches(embedded):
+            rows = batch.column("row").to_numpy()
+            vectors[rows] = _matrix(batch.column("vector"), self.dimension)
+            done += len(rows)
+        log_line(progress, f"spark: embedded {done} texts")
+        return vectors
+
+
+def _arrow_batches(frame: Any) -> Iterator[Any]:
+    # DataFrame.toArrow() gathers one Table; its record batches are read one after another
+    yield from frame.toArrow().to_batches()
 
 
 def chunk_batches(batches: Iterator[Any], settings: dict[str, Any]) -> Iterator[Any]:
@@ -145,28 +190,15 @@ def chunk_batches(batches: Iterator[Any], settings: dict[str, Any]) -> Iterator[
         yield pd.DataFrame(out)
 
 
-def embed_batches(
-    batches: Iterator[Any], settings: dict[str, Any], sentences: bool
-) -> Iterator[Any]:
-    """``mapInPandas``: chunks -> chunks with their vector (and their sentences' vectors)."""
-    from rag_model.sentences import split_sentences
+def embed_batches(batches: Iterator[Any], settings: dict[str, Any]) -> Iterator[Any]:
+    """``mapInPandas``: texts -> their vectors, with the encoder of this Python worker."""
+    import pandas as pd
 
     encoder = _encoder(settings)
     batch_size = RagConfig.from_dict(settings).embedding.batch_size
     for batch in batches:
-        texts = batch["text"].tolist()
-        out = batch.copy()
-        out["vector"] = list(encoder.embed(texts, batch_size=batch_size))
-        per_chunk = [split_sentences(text) if sentences else [] for text in texts]
-        flat = [sentence for group in per_chunk for sentence in group]
-        vectors = encoder.embed(flat, batch_size=batch_size)
-        grouped, start = [], 0
-        for group in per_chunk:
-            grouped.append(list(vectors[start : start + len(group)]))
-            start += len(group)
-        out["sentences"] = per_chunk
-        out["sentence_vectors"] = grouped
-        yield out
+        vectors = encoder.embed(batch["text"].tolist(), batch_size=batch_size)
+        yield pd.DataFrame({"row": batch["row"], "vector": list(vectors)})
 
 
 def _encoder(settings: dict[str, Any]) -> Embedder:
@@ -182,8 +214,7 @@ def _names(schema: str) -> list[str]:
     return [field.strip().split(" ")[0] for field in schema.split(",")]
 
 
-def _matrix(column: Any) -> np.ndarray:
+def _matrix(column: Any, dimension: int) -> np.ndarray:
     """A list<float> Arrow column as a float32 (rows, dimension) matrix, without Python lists."""
-    flat = column.combine_chunks()
-    dimension = len(flat[0]) if len(flat) else 0
+    flat = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     return flat.flatten().to_numpy().astype(np.float32, copy=False).reshape(-1, dimension)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,17 @@ def prepare(uri: str) -> dict[str, Any]:
     # as mlflow.pyfunc.load_model does: a local store answers with the registry's own folder
     # (nothing copied; nothing writes there: Chroma opens a private copy), a remote one
     # downloads into a new temporary folder that outlives this process
+    started = time.perf_counter()
     model_dir = Path(mlflow.artifacts.download_artifacts(ref.uri if ref else uri))
+    downloaded = time.perf_counter()
     verify_model_dir(model_dir)  # every file against its manifest, once per host
+    # one line each in the server's log: both steps grow with the index (minutes at 1M chunks)
+    print(
+        f"[rag-model] prepared {uri}: download {downloaded - started:.1f} s, verify "
+        f"{time.perf_counter() - downloaded:.1f} s ({model_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
     return {
         "ok": True,
         "model_dir": str(model_dir),

@@ -21,6 +21,9 @@ from rag_model.offline import apply_offline_defaults
 
 # the test suite is a program like the entry points: it and every process it starts run offline
 apply_offline_defaults()
+# builds started by the CLI default to the project's embedding cache (.rag-model/): tests build
+# without one unless they name a cache file, so no test reads vectors another run left behind
+os.environ.setdefault("RAG_EMBEDDING_CACHE", "none")
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = PROJECT / "data" / "sample" / "corpus.jsonl"

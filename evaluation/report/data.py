@@ -135,6 +135,9 @@ class ReportData:
     # and production's when another version is in production (None: none to compare with)
     live: dict[str, float] = field(default_factory=dict)
     live_production: Baseline | None = None
+    # what changed against @production (experiments.diff.VersionDiff.to_dict()); None: no
+    # production version to compare with
+    changes: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:

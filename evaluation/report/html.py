@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 from evaluation.report import plots
+from evaluation.report.changes import changes_view
 from evaluation.report.data import QuestionRow, ReportData, RetrievedSource
 from evaluation.report.format import (
     baseline_heading,
@@ -74,6 +75,7 @@ def render_html(data: ReportData) -> str:
         ),
         plots=_plot_entries(data),
         worst=[_question_view(row) for row in data.worst[:MAX_WORST]],
+        changes=changes_view(data.changes),
     )
 
 

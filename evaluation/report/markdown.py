@@ -7,6 +7,7 @@ backslash-escaped, so it can neither break a table nor be read as HTML by a rend
 
 from __future__ import annotations
 
+from evaluation.report.changes import changes_markdown
 from evaluation.report.data import QuestionRow, ReportData
 from evaluation.report.format import (
     baseline_heading,
@@ -37,6 +38,7 @@ def render_markdown(data: ReportData) -> str:
     lines += [f"Evaluated {data.created} · run `{data.run_id}`", ""]
     lines += [f"**Config**: {_config_line(data)}", ""]
     lines += [f"**Dataset**: {_dataset_line(data)}", ""]
+    lines += changes_markdown(data.changes, _cell)
     lines += ["## Headline metrics", "", *_headline_table(data), ""]
     lines += ["## Live traffic", "", *_live_table(data), ""]
     lines += ["## Worst questions", "", *_worst_table(data.worst[:MAX_WORST]), ""]

@@ -17,6 +17,9 @@ CLI_ONLY = {
     "no_cache": "sweep's MLproject `cache` parameter names the cache; disabling it is CLI-only",
     "actor": "who decides comes from RAG_ACTOR or the login name, not from a run parameter",
     "force": "MLproject passes it as a value (`force` -> the hidden --force-if)",
+    "quiet": "progress goes to the run's log one line per step; --quiet is for a terminal",
+    "versions": "diff's positional BEFORE AFTER; MLproject passes --before and --after",
+    "as_json": "the printed diff's format; a run logs diff/production.json from main",
     "help": "click's own",
 }
 

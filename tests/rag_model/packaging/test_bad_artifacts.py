@@ -347,7 +347,7 @@ def test_a_version_of_a_newer_compatible_rag_model_loads(
 
     loaded = mlflow.pyfunc.load_model(str(model))
 
-    assert loaded.metadata.metadata["artifact_format"] == "1.1"
+    assert loaded.metadata.metadata["artifact_format"] == "1.2"
     assert loaded.metadata.metadata["rag_model_version"] == __version__
 
 

@@ -118,11 +118,9 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
         rates = ", ".join(f"{r.rate:.1f}" for r in chosen)
         overhead = 1 - rate / base_rate if base_rate else float("nan")
         target = TARGETS.get(ratio)
-        verdict = (
-            ""
-            if target is None or ratio == 0
-            else (f"≤ {target:.0%}: {'met' if overhead <= target else 'missed'}")
-        )
+        # a target is not judged here: on a shared machine req/s moves with the other jobs;
+        # the CPU per request is the steadier figure (bench/README.md reads both)
+        verdict = "" if target is None else f"≤ {target:.0%} fewer"
         lines.append(
             f"| {ratio:g} | {rate:.1f} ({rates}) | "
             f"{'—' if ratio == 0 else f'{-overhead:+.1%}'} | {p50:.0f} | {p99:.0f} | "
@@ -130,6 +128,17 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
             f"{'—' if ratio == 0 else f'{cpu / base_cpu - 1:+.1%}'} | "
             f"{sent['ok']:.0f} / {sent['failed']:.0f} / {sent['dropped']:.0f} | {verdict} |"
         )
+    if 1.0 in ratios and base_cpu == base_cpu:
+        per_trace = _median([r.cpu_ms for r in runs if r.ratio == 1.0]) - base_cpu
+        expected = ", ".join(
+            f"{ratio:g}: {ratio * per_trace / base_cpu:+.1%}" for ratio in ratios if ratio
+        )
+        lines += [
+            "",
+            f"One trace: {per_trace:.1f} ms of server CPU (ratio 1 minus ratio 0, medians); "
+            f"expected CPU per request at each ratio, ratio x that / {base_cpu:.1f} ms: "
+            f"{expected}.",
+        ]
     return lines
 
 

@@ -6,7 +6,12 @@ tree, tags and LoggedModel link; feedback on it; then the tracking server killed
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +22,7 @@ from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.packaging.log import log_rag_model
 from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server
+from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server, free_port
 from tests.serving.live import Load, wait_for
 from tests.tracking_services import MlflowServer
 
@@ -78,6 +83,8 @@ def stack(
                 "MLFLOW_TRACKING_URI": tracking.url,
                 "RAG_MODEL_URI": f"models:/{NAME}@production",
                 "RAG_TRACE_SAMPLE_RATIO": "1.0",
+                # an export to the killed server fails at once rather than after retries
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                 "RAG_TEST_LOG": str(root / "gunicorn.log"),
             },
             workers=1,  # feedback's memory of untraced requests is per worker
@@ -192,6 +199,99 @@ def test_feedback_refusals(stack: Stack, body: dict, status: int, message: str) 
     response = feedback(stack, body)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
+
+
+def ui_text_after_clicking(url: str, label: str, expected: str, profile: Path) -> str:
+    """The page's text (spaces collapsed) once ``expected`` shows, after clicking ``label``.
+
+    Headless Chromium driven over the DevTools protocol (MLflow's UI is a React app: the span
+    must be clicked, and the text is only in the DOM after that).
+    """
+    from websockets.sync.client import connect
+
+    port = free_port()
+    chromium = subprocess.Popen(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            "--window-size=1600,1200",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    try:
+        page: dict[str, Any] = {}
+
+        def page_listed() -> bool:
+            try:
+                listed = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=2).json()
+            except requests.RequestException:
+                return False
+            page.update(next((p for p in listed if p["type"] == "page"), {}))
+            return bool(page)
+
+        wait_for(page_listed, 60)
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as socket_:
+            calls = iter(range(1, 1_000_000))
+
+            def evaluate(expression: str) -> Any:
+                call = next(calls)
+                params = {"expression": expression, "returnByValue": True}
+                socket_.send(
+                    json.dumps({"id": call, "method": "Runtime.evaluate", "params": params})
+                )
+                while True:
+                    message = json.loads(socket_.recv())
+                    if message.get("id") == call:
+                        return message["result"]["result"].get("value")
+
+            click = (
+                "(() => { const node = [...document.querySelectorAll('span,div,button')].find("
+                f"e => e.children.length === 0 && e.textContent.trim() === {json.dumps(label)});"
+                " if (!node) return false; node.click(); return true; })()"
+            )
+            while not evaluate(click) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            text = " ".join(evaluate("document.body.innerText").split())
+            while expected not in text and time.monotonic() < deadline:
+                time.sleep(0.5)
+                text = " ".join(evaluate("document.body.innerText").split())
+            return text
+    finally:
+        chromium.kill()
+        chromium.wait()
+
+
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="needs Debian's chromium (.ci/run installs it)"
+)
+def test_the_mlflow_ui_shows_the_retrieved_chunks_of_a_served_request(
+    stack: Stack, tmp_path: Path
+) -> None:
+    answer = ask(stack, "trace-ui-1", "How is oxygen stored?").json()
+    trace = stack.trace_of("trace-ui-1")
+    url = (
+        f"{stack.tracking.url}/#/experiments/{stack.experiment_id()}/traces"
+        f"?selectedEvaluationId={trace.info.trace_id}"
+    )
+    last = answer["sources"][-1]  # a chunk the answer need not quote
+    shown = " ".join(last["text"].split()[:12])
+
+    text = ui_text_after_clicking(url, "rag.retrieve", shown, tmp_path / "profile")
+
+    assert shown in text, text[-3000:]
+    assert last["document_id"] in text
 
 
 def metric(server: Server, name: str, labels: str = "") -> float:

@@ -18,6 +18,7 @@ import requests
 
 from rag_model.config import RagConfig
 from rag_model.offline import apply_offline_defaults
+from tests.ram import database_dir
 
 # the test suite is a program like the entry points: it and every process it starts run offline
 apply_offline_defaults()
@@ -42,7 +43,7 @@ def use_tracking_store(root: Path) -> str:
     import mlflow
 
     root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = f"sqlite:///{database_dir(root) / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)  # also exports MLFLOW_REGISTRY_URI to child processes

@@ -22,6 +22,7 @@ import yaml
 
 from tests.conftest import PROJECT
 from tests.docs.blocks import Block, all_blocks, copy_project, environment, private_network
+from tests.ram import database_dir
 
 pytestmark = pytest.mark.docs
 
@@ -94,6 +95,9 @@ def workspace(tmp_path: Path) -> Workspace:
     if prefix is None:
         pytest.skip("needs `unshare --net` (the documents use fixed ports such as 8000)")
     root = copy_project(tmp_path / "project")
+    # the documents' store (MLFLOW_TRACKING_URI=sqlite:///<project>/mlflow.db) lives in RAM:
+    # see tests/ram.py for why
+    (root / "mlflow.db").symlink_to(database_dir(tmp_path) / "mlflow.db")
     return Workspace(root, environment(root), prefix)
 
 

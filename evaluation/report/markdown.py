@@ -38,8 +38,8 @@ def render_markdown(data: ReportData) -> str:
     lines += [f"**Config**: {_config_line(data)}", ""]
     lines += [f"**Dataset**: {_dataset_line(data)}", ""]
     lines += ["## Headline metrics", "", *_headline_table(data), ""]
-    lines += ["## Live traffic", "", *_live_table(data), ""]
     lines += ["## Worst questions", "", *_worst_table(data.worst[:MAX_WORST]), ""]
+    lines += ["## Live traffic", "", *_live_table(data), ""]
     return "\n".join(lines)
 
 

@@ -98,22 +98,32 @@ def prediction_from(question: str, outputs: Mapping[str, Any]) -> Prediction:
 
 
 def make_predict_fn(
-    pipeline: RagPipeline, k: int, depth: int, guard: AbstractContextManager[Any]
+    pipeline: RagPipeline,
+    k: int,
+    depth: int,
+    guard: AbstractContextManager[Any],
+    failures: list[BaseException],
 ) -> Callable[[str], dict[str, Any]]:
     """``predict_fn``: the pipeline's answer (timed) and a ``depth``-deep document ranking.
 
     ``guard`` is held while answering: the scorers hold it too, so the timed answer never
     shares the interpreter with the previous question's scoring (MLflow overlaps the two).
+    MLflow records a failing ``predict_fn`` on the row and goes on; the error is also kept in
+    ``failures`` so that the evaluation can raise it as it is (a ``QueryError`` stays one).
     """
 
     @mlflow.trace(name="rag_evaluation_answer", span_type=SpanType.CHAIN)
     def predict(question: str) -> dict[str, Any]:
         with guard:
-            started = time.perf_counter()
-            answer = pipeline.answer(question, k=k)
-            latency = (time.perf_counter() - started) * 1000
-            # one more search for nDCG/MAP@10 (the question's vector is cached by now)
-            deep = pipeline.retrieve(question, k=depth)
+            try:
+                started = time.perf_counter()
+                answer = pipeline.answer(question, k=k)
+                latency = (time.perf_counter() - started) * 1000
+                # one more search for nDCG/MAP@10 (the question's vector is cached by now)
+                deep = pipeline.retrieve(question, k=depth)
+            except BaseException as exc:
+                failures.append(exc)
+                raise
         ranking = [chunk.document_id for chunk in deep]
         return prediction_outputs(Prediction(answer, ranking, latency))
 
@@ -177,13 +187,14 @@ def evaluate_with_mlflow(
         judge = judge.load()
     records = eval_records(examples, trace_tags or {})
     guard = threading.Lock()
+    failures: list[BaseException] = []
     predict_fn = None
     if predictor is not None:
         predictions = predictor([example.question for example in examples], k, depth)
         for record, prediction in zip(records, predictions, strict=True):
             record["outputs"] = prediction_outputs(prediction)
     else:
-        predict_fn = make_predict_fn(pipeline, k, depth, guard)
+        predict_fn = make_predict_fn(pipeline, k, depth, guard, failures)
     with harness_defaults():
         result = mlflow.genai.evaluate(
             data=pd.DataFrame(records),
@@ -191,6 +202,8 @@ def evaluate_with_mlflow(
             predict_fn=predict_fn,
             model_id=model_id,
         )
+    if failures:
+        raise failures[0]
     frame = result.result_df
     if frame is None or len(frame) != len(examples):
         raise EvaluationError(
@@ -198,6 +211,7 @@ def evaluate_with_mlflow(
             f"{len(examples)} questions (run {result.run_id}); see its traces in the MLflow UI"
         )
     _raise_scorer_errors(frame)
+    frame = _in_eval_set_order(frame)
     names = [*retrieval_metric_names(k).values(), *OFFLINE_METRICS]
     if judge is not None:
         names += JUDGE_METRICS
@@ -209,6 +223,17 @@ def evaluate_with_mlflow(
         predictions.append(prediction_from(example.question, outputs))
         per_question.append(_scores(row, names))
     return assemble(examples, predictions, per_question, k)
+
+
+def _in_eval_set_order(frame: pd.DataFrame) -> pd.DataFrame:
+    # MLflow keeps the input order today; the position tag makes sure of it
+    positions = [
+        tags.get(POSITION_TAG) if isinstance(tags, dict) else None
+        for tags in frame.get("tags", pd.Series([None] * len(frame)))
+    ]
+    if None in positions:
+        return frame
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: int(positions[i]))]
 
 
 def _scores(row: pd.Series, names: Sequence[str]) -> dict[str, float]:

@@ -68,6 +68,7 @@ def render_html(data: ReportData) -> str:
         headline=_headline_rows(data),
         others=[(name, format_value(data.metrics[name])) for name in _other_metrics(data)],
         live=_live_rows(data),
+        live_shown=bool(data.live.get("live_traces")) or data.live_production is not None,
         live_production=(
             baseline_heading(PRODUCTION_LABEL, data.live_production.version)
             if data.live_production

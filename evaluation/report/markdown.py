@@ -40,8 +40,8 @@ def render_markdown(data: ReportData) -> str:
     lines += [f"**Dataset**: {_dataset_line(data)}", ""]
     lines += changes_markdown(data.changes, _cell)
     lines += ["## Headline metrics", "", *_headline_table(data), ""]
-    lines += ["## Live traffic", "", *_live_table(data), ""]
     lines += ["## Worst questions", "", *_worst_table(data.worst[:MAX_WORST]), ""]
+    lines += ["## Live traffic", "", *_live_table(data), ""]
     return "\n".join(lines)
 
 

@@ -54,9 +54,13 @@ def test_report_shows_live_traffic_with_deltas_against_production() -> None:
 
 def test_a_version_without_traffic_or_production_says_so() -> None:
     report = dataclasses.replace(sample_report(), live=summarize([], []).metrics())
-    rows = table_rows(render_html(report), "live-metrics")
+    page = render_html(report)
+    assert "No served traces recorded for this version or for production." in page
+    assert not table_rows(page, "live-metrics")
+    served = dataclasses.replace(report, live=summarize([12.0], []).metrics())
+    rows = table_rows(render_html(served), "live-metrics")
     assert [text for _, text in rows[0]] == ["served (traces)", "this version"]
     assert {row[0][1]: row[1][1] for row in rows[1:]} == {
-        "live_traces": "0", "live_latency_p50_ms": "n/a", "live_latency_p95_ms": "n/a",
+        "live_traces": "1", "live_latency_p50_ms": "12", "live_latency_p95_ms": "12",
         "live_feedback_count": "0", "live_positive_share": "n/a",
     }  # fmt: skip

@@ -176,8 +176,16 @@ def diff_against_production(name: str, model_uri: str) -> VersionDiff | None:
 def log_production_diff(name: str, model_uri: str) -> VersionDiff | None:
     """Log the diff against ``@production`` on the active run (artifact and ``diff.*`` tags)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    changes = diff_against_production(name, model_uri)
+    from rag_model.errors import RagError
+
+    try:
+        changes = diff_against_production(name, model_uri)
+    except (RagError, MlflowException, OSError) as exc:
+        # the diff describes the build; it must not fail it (production's files unreadable)
+        mlflow.set_tag("diff.error", f"{type(exc).__name__}: {exc}"[:5000])
+        return None
     if changes is not None:
         mlflow.log_dict(changes.to_dict(), DIFF_ARTIFACT)
         mlflow.set_tags(changes.tags())

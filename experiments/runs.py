@@ -92,7 +92,12 @@ def build_with(
 
         check_snapshot_target(Path(snapshot_dir))  # in a second, before Spark starts
         return build_snapshot_on_spark(
-            spark_session(), config, data_path, snapshot_dir, embedding_cache=cache
+            spark_session(),
+            config,
+            data_path,
+            snapshot_dir,
+            embedding_cache=cache,
+            progress=progress,
         )
     from rag_model.build import build_snapshot
 

@@ -134,6 +134,8 @@ ENTRY_POINT_RUNS: list[tuple[str, str | None]] = [
     ("evaluate", None),  # @candidate again
     ("sweep", None),  # the base config alone, relative default paths (issue 19)
     ("promote", None),  # version 3 -> @production: the first one
+    ("diff", None),  # @production against @candidate: both version 3, nothing changed
+    ("diff", "before=1"),  # version 1 (chunk_size default) against @candidate
     ("$", "rag-model promote --version 1 --force --reason 'setup for rollback'"),
     ("rollback", None),  # back to 3
     ("$", "rag-model promote --version 1 --force --reason 'setup for rollback'"),

@@ -39,7 +39,9 @@ from evaluation.runner import EvalResult, Judge, Prediction, Predictor, assemble
 from evaluation.scorers import make_scorers
 from rag_model.documents import RetrievedChunk
 from rag_model.errors import RagError
+from rag_model.packaging.mlflow_tracer import MlflowTracer
 from rag_model.pipeline import Answer, RagPipeline
+from rag_model.tracing import use_tracer
 
 SOURCE_TAG = "rag.source"
 EVALUATION = "evaluation"
@@ -111,13 +113,17 @@ def make_predict_fn(
     MLflow records a failing ``predict_fn`` on the row and goes on; the error is also kept in
     ``failures`` so that the evaluation can raise it as it is (a ``QueryError`` stays one).
     """
+    tracer = MlflowTracer()
 
     @mlflow.trace(name="rag_evaluation_answer", span_type=SpanType.CHAIN)
     def predict(question: str) -> dict[str, Any]:
         with guard:
             try:
                 started = time.perf_counter()
-                answer = pipeline.answer(question, k=k)
+                # the pipeline's own spans (embed, retrieve with its steps, generate) nest
+                # under this trace, so the evaluation view shows how each answer was made
+                with use_tracer(tracer):
+                    answer = pipeline.answer(question, k=k)
                 latency = (time.perf_counter() - started) * 1000
                 # one more search for nDCG/MAP@10 (the question's vector is cached by now)
                 deep = pipeline.retrieve(question, k=depth)

@@ -27,6 +27,7 @@ from evaluation.report.data import (
 from evaluation.runner import EvalResult
 from rag_model.gate import Evaluation
 from rag_model.packaging.registry import PRODUCTION
+from rag_model.shadow import ShadowSummary
 
 REPORT_DIR = "evaluation"  # artifact folder of the evaluation run
 WORST_QUESTIONS = 10
@@ -98,10 +99,12 @@ def report_data(
         else ([], [])
     )
     live, live_production = {}, None
+    shadow, shadow_note = None, ""
     if version is not None:
         trend = [*trend, VersionPoint(version, metrics, digest, run_id)]
         if model_name:
             live, live_production = live_comparison(model_name, version, client or MlflowClient())
+            shadow, shadow_note = shadow_comparison(model_name, version, client or MlflowClient())
     return ReportData(
         model_name=model_name,
         version=version,
@@ -124,6 +127,8 @@ def report_data(
         live=live,
         live_production=live_production,
         changes=changes,
+        shadow=shadow,
+        shadow_note=shadow_note,
     )
 
 
@@ -138,6 +143,31 @@ def live_comparison(
     if production is None or production == version:
         return live, None
     return live, Baseline(PRODUCTION, production, live_traffic(name, production, client).metrics())
+
+
+def shadow_comparison(
+    name: str, version: str, client: MlflowClient
+) -> tuple[ShadowSummary | None, str]:
+    """This version's shadow pairs against production, or None and a note saying why none.
+
+    One lookup of the shadow runs; a store that cannot be read gives a note, never a failed
+    report (the evaluation itself is what the report is for).
+    """
+    from rag_model.packaging.shadow_runs import shadow_summary
+
+    production = _alias_version(name, PRODUCTION, client)
+    if production is None:
+        return None, "No production version to shadow this version against."
+    if production == version:
+        return None, "This version is production: it is not shadowed against itself."
+    try:
+        summary = shadow_summary(name, production, version, client)
+    except Exception as error:  # noqa: BLE001 - a note in the report, not a failed evaluation
+        first = (str(error).splitlines() or [""])[0][:200]  # a note, not a traceback
+        return None, f"Shadow pairs could not be read ({type(error).__name__}: {first})."
+    if summary is None:
+        return None, f"Never shadowed against production (v{production}): no pairs recorded."
+    return summary, ""
 
 
 def _question_row(row: dict[str, Any]) -> QuestionRow:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag_model.shadow import ShadowSummary
+
 # the metrics shown first, in this order, when present (k-suffixed names are matched by prefix)
 HEADLINE_PREFIXES = (
     "hit_rate",
@@ -138,6 +140,10 @@ class ReportData:
     # what changed against @production (experiments.diff.VersionDiff.to_dict()); None: no
     # production version to compare with
     changes: dict[str, Any] | None = None
+    # this version shadowed against production (``evaluation.report.shadow``): the pairs'
+    # summary, or None with ``shadow_note`` saying why there is none
+    shadow: ShadowSummary | None = None
+    shadow_note: str = ""
 
     @property
     def title(self) -> str:

@@ -28,6 +28,7 @@ from evaluation.report.format import (
     trend_metrics,
 )
 from evaluation.report.live import LIVE_METRICS
+from evaluation.report.shadow import shadow_view
 
 MAX_WORST = 10
 PRODUCTION_LABEL = "production"
@@ -77,6 +78,7 @@ def render_html(data: ReportData) -> str:
         plots=_plot_entries(data),
         worst=[_question_view(row) for row in data.worst[:MAX_WORST]],
         changes=changes_view(data.changes),
+        shadow=shadow_view(data.shadow, data.shadow_note),
     )
 
 

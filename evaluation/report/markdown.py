@@ -20,6 +20,7 @@ from evaluation.report.format import (
 )
 from evaluation.report.html import MAX_WORST, excerpt
 from evaluation.report.live import LIVE_METRICS
+from evaluation.report.shadow import shadow_markdown
 
 CELL_CHARS = 160
 DELTA_WORDS = {"better": " better", "worse": " worse", "same": ""}
@@ -42,6 +43,7 @@ def render_markdown(data: ReportData) -> str:
     lines += ["## Headline metrics", "", *_headline_table(data), ""]
     lines += ["## Worst questions", "", *_worst_table(data.worst[:MAX_WORST]), ""]
     lines += ["## Live traffic", "", *_live_table(data), ""]
+    lines += shadow_markdown(data.shadow, data.shadow_note, _cell)
     return "\n".join(lines)
 
 

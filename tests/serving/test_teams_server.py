@@ -9,6 +9,7 @@ failing (an LLM that cannot be reached), and the promotion gate on shadow agreem
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -300,6 +301,19 @@ def test_shadow_pairs_are_recorded_in_scope_and_reported(
     assert row["pairs"] >= len(pairs)  # later flushes may have added some
     table = invoke_cli("shadow-report").output
     assert "top-1 agree" in table.splitlines()[0]
+    # the shadow version's evaluation report shows the same pairs (one lookup of the store)
+    from mlflow import MlflowClient
+
+    from evaluation.report.markdown import render_markdown
+    from experiments.version_report import shadow_comparison
+    from tests.evaluation.report.fixtures import sample_report
+
+    shadow, note = shadow_comparison("rag-model", versions["good"], MlflowClient(versions["uri"]))
+    assert shadow is not None and note == ""
+    assert shadow.live_version == versions["production"] and shadow.pairs >= row["pairs"]
+    markdown = render_markdown(dataclasses.replace(sample_report(), shadow=shadow))
+    assert f"Against production (v{versions['production']})" in markdown
+    assert f"| pairs | {shadow.pairs} |" in markdown
 
 
 def move_candidate(server: Server, version: str) -> None:

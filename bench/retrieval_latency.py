@@ -1,0 +1,85 @@
+"""Latency per question of retrieval configurations against today's default, interleaved.
+
+Usage: python -m bench.retrieval_latency [--questions 100] [--repeats 3]
+                                         [--cache .rag-model/bench-cache]
+Builds the sample corpus (data/sample) with the default config, then answers each sample
+question with every configuration in turn (A B C, A B C, ...; one onnxruntime and one BLAS
+thread, no query-vector cache), so that load from other processes hits them alike. Prints
+p50 / p95 of ``pipeline.answer`` per configuration and its p50 ratio to the default.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from bench.retrieval_data import cached_embedder
+from evaluation.dataset import load_eval_set
+from rag_model.build import build_snapshot
+from rag_model.config import RagConfig
+from rag_model.pipeline import RagPipeline
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "default (today: hybrid weighted)": {},
+    "+ sentence 0.5 (depth 20)": {"retrieval.sentence_weight": 0.5},
+    "parent: hybrid over sentences": {"retrieval.search_unit": "sentence"},
+    "parent + sentence 0.5": {
+        "retrieval.search_unit": "sentence",
+        "retrieval.sentence_weight": 0.5,
+    },
+}
+
+
+@click.command()
+@click.option("--questions", default=100, show_default=True)
+@click.option("--repeats", default=3, show_default=True, help="passes over the questions")
+@click.option("--cache", default=".rag-model/bench-cache", show_default=True)
+def main(questions: int, repeats: int, cache: str) -> None:
+    """Print the interleaved latency table."""
+    from threadpoolctl import threadpool_limits
+
+    base = RagConfig.from_dict({"embedding": {"query_cache_size": 0}})
+    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl", limit=questions).examples
+    texts = [e.question for e in examples]
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_snapshot(
+            base,
+            PROJECT / "data/sample/corpus.jsonl",
+            Path(tmp) / "s",
+            embedder=cached_embedder(base, Path(cache), threads=2),
+        )
+        pipelines = {
+            label: RagPipeline.from_snapshot(
+                base.with_overrides(overrides), built.snapshot_dir, threads=1
+            )
+            for label, overrides in CONFIGS.items()
+        }
+        times: dict[str, list[float]] = {label: [] for label in CONFIGS}
+        with threadpool_limits(limits=1):
+            for pipeline in pipelines.values():
+                pipeline.warm_up()
+                pipeline.answer("warm-up question")
+            for _ in range(repeats):
+                for question in texts:
+                    for label, pipeline in pipelines.items():
+                        started = time.perf_counter()
+                        pipeline.answer(question)
+                        times[label].append((time.perf_counter() - started) * 1000)
+    base_p50 = float(np.median(times[next(iter(CONFIGS))]))
+    print(
+        f"{built.chunk_count} chunks, {len(texts)} questions x {repeats} passes, interleaved, "
+        "1 thread, no query cache\n"
+    )
+    print("| configuration | answer p50 ms | p95 ms | p50 x default |\n|---|---|---|---|")
+    for label, values in times.items():
+        p50, p95 = np.percentile(values, [50, 95])
+        print(f"| {label} | {p50:.1f} | {p95:.1f} | {p50 / base_p50:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_EVAL, invoke_cli
+from tests.ram import database_dir
 from tests.tracking_services import mlflow_server as start_mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("mlflow-server")
     with start_mlflow_server(
-        root, f"sqlite:///{root / 'backend.db'}", str(root / "artifacts")
+        root, f"sqlite:///{database_dir(root) / 'backend.db'}", str(root / "artifacts")
     ) as url:
         yield url, root / "artifacts"
 
@@ -35,6 +36,7 @@ def test_lifecycle_through_a_live_tracking_server(
     use_tracking_server(url, "lifecycle")
     monkeypatch.setenv("RAG_ACTOR", "ci")
     data = ["--fake", "--data-path", str(SAMPLE_CORPUS), "--eval-path", str(SAMPLE_EVAL)]
+    data += ["--max-questions", "40"]  # the lifecycle's plumbing, not the metrics
 
     good = invoke_cli("main", *data)
     assert "registered rag-model version 1 as @candidate" in good.output

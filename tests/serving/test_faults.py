@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from bench.loadgen import process_tree
 from rag_model.packaging.registry import register_version
 from tests.conftest import Server, use_tracking_store
+from tests.ram import database_dir
 from tests.serving.live import Load, log_version, wait_for
 from tests.tracking_services import MlflowServer
 
@@ -93,7 +94,8 @@ def ready_watch(server: Server) -> dict:
 def test_serving_outlives_the_tracking_server_and_follows_it_again_when_back(
     tmp_path: Path, use_tracking_server: Callable[[str, str], None]
 ) -> None:
-    tracking = MlflowServer(tmp_path, f"sqlite:///{tmp_path / 'backend.db'}", str(tmp_path / "art"))
+    store = f"sqlite:///{database_dir(tmp_path) / 'backend.db'}"
+    tracking = MlflowServer(tmp_path, store, str(tmp_path / "art"))
     tracking.start()
     server = load = None
     try:

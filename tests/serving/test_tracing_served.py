@@ -23,6 +23,7 @@ from rag_model.config import RagConfig
 from rag_model.packaging.log import log_rag_model
 from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server, free_port
+from tests.ram import database_dir
 from tests.serving.live import Load, wait_for
 from tests.tracking_services import MlflowServer
 
@@ -65,7 +66,8 @@ def stack(
     import mlflow
 
     root = tmp_path_factory.mktemp("tracing")
-    tracking = MlflowServer(root, f"sqlite:///{root / 'backend.db'}", str(root / "art"))
+    store = f"sqlite:///{database_dir(root) / 'backend.db'}"
+    tracking = MlflowServer(root, store, str(root / "art"))
     tracking.start()
     server = None
     try:

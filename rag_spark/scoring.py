@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # evaluation pulls in ragas: only an evaluation should pay fo
 RESULT_TYPE = (
     "answer string, citations array<string>, "
     "sources array<struct<id: string, document_id: string, text: string, score: double, "
-    "metadata: string, scores: string>>"
+    "metadata: string, scores: string, best_sentence: string>>"
 )
 
 

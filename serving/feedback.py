@@ -18,12 +18,12 @@ from typing import Annotated
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from serving.api import json_body, with_timeout
 from serving.errors import ApiError
 from serving.observability import REQUEST_ID
-from serving.schemas import validate
+from serving.schemas import validate, whole_number
 from serving.security import presented_key
 
 feedback = Blueprint("feedback", __name__)
@@ -45,7 +45,8 @@ class FeedbackRequest(BaseModel):
         pattern=f"^{REQUEST_ID.pattern}$",  # also keeps quotes out of the search filter
         description="the X-Request-ID of the answer (response header)",
     )
-    value: StrictBool | Annotated[StrictInt, Field(ge=1, le=5)] = Field(
+    # 4.0 is the integer 4 in JSON Schema, as for k (serving.schemas.whole_number)
+    value: StrictBool | Annotated[int, Field(ge=1, le=5), BeforeValidator(whole_number)] = Field(
         description="thumbs up/down (true/false) or a rating 1 .. 5"
     )
     comment: str | None = Field(None, max_length=2000, description="why (optional)")

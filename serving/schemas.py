@@ -52,12 +52,12 @@ def _filter_from_text(value: Any) -> Any:
         raise PydanticCustomError("invalid_filter", f"filter is {exc}") from None
 
 
-def _whole_number(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """5.0 is an integer in JSON Schema (its value counts, not its spelling): accept it as 5."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-Integer = Annotated[int, BeforeValidator(_whole_number)]
+Integer = Annotated[int, BeforeValidator(whole_number)]
 Question = Annotated[str, WithJsonSchema({"type": "string", LIMIT: "question"})]
 K = Annotated[Integer, WithJsonSchema({"type": "integer", LIMIT: "k"})]
 Filter = Annotated[dict[str, Any], AfterValidator(_valid_filter), WithJsonSchema(FILTER_REF)]

@@ -51,7 +51,7 @@ def on_spark(spark: Any, corpus: Path, tmp_path_factory: pytest.TempPathFactory)
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{DOCUMENTS} documents, ")
+    assert result.stdout.startswith(f"{DOCUMENTS} documents, ")  # progress goes to stderr
     return out
 
 

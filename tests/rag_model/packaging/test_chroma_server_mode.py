@@ -145,7 +145,7 @@ def test_a_server_mode_model_ships_no_chroma_files(published: Published, tmp_pat
     shipped = sorted(path.name for path in (local / "artifacts" / "index").iterdir())
     manifest = json.loads((local / "artifacts" / "index" / "manifest.json").read_text())
 
-    assert shipped == ["bm25", "manifest.json", "sentences"]
+    assert shipped == ["bm25", "documents.json", "manifest.json", "sentences"]
     assert manifest["location"] == "server"
     assert manifest["chunk_count"] == published.publish.chunk_count
     assert manifest["content_digest"] == published.publish.content_digest

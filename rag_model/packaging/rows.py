@@ -54,6 +54,9 @@ def answer_to_row(answer: Answer, include_sources: bool) -> dict[str, Any]:
         row["sources"] = [
             {
                 **source,
+                # always present (null unless sentence re-scoring found one): Spark's struct
+                # type needs every field of the signature in every row
+                "best_sentence": source.get("best_sentence"),
                 "metadata": json.dumps(source["metadata"], sort_keys=True),
                 "scores": json.dumps(source["scores"], sort_keys=True),
             }

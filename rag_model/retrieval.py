@@ -23,6 +23,9 @@ from rag_model.documents import RetrievedChunk
 from rag_model.errors import ConfigError
 from rag_model.index import ChromaIndex
 from rag_model.lexical import Bm25Index
+from rag_model.parents import SentenceUnitIndex
+from rag_model.rescoring import rescore
+from rag_model.sentences import SentenceVectors, split_sentences
 from rag_model.tracing import (
     RERANKER,
     RETRIEVER,
@@ -32,9 +35,6 @@ from rag_model.tracing import (
     ranked,
     span,
 )
-from rag_model.parents import SentenceUnitIndex
-from rag_model.rescoring import rescore
-from rag_model.sentences import SentenceVectors, split_sentences
 
 if TYPE_CHECKING:
     from rag_model.rerank import CrossEncoderReranker

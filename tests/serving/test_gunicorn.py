@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.chromium import HEADLESS_CHROMIUM
 from tests.conftest import (
     RegisteredModel,
     Server,
@@ -122,15 +123,7 @@ def test_metrics_aggregate_all_workers_and_openapi_is_served(server: Server) -> 
 def test_playground_answers_in_headless_chromium(server: Server, tmp_path: Path) -> None:
     done = subprocess.run(
         [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_CHROMIUM,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=20000",
             "--dump-dom",

@@ -22,6 +22,7 @@ from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
 from rag_model.packaging.log import log_rag_model
 from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
+from tests.chromium import HEADLESS_CHROMIUM
 from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server, free_port
 from tests.ram import database_dir
 from tests.serving.live import Load, wait_for
@@ -214,15 +215,7 @@ def ui_text_after_clicking(url: str, label: str, expected: str, profile: Path) -
     port = free_port()
     chromium = subprocess.Popen(
         [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_CHROMIUM,
             f"--user-data-dir={profile}",
             f"--remote-debugging-port={port}",
             "--window-size=1600,1200",

@@ -127,7 +127,8 @@ class Retriever:
         ``rag.retrieve.fuse`` (per question), whose outputs are ids and scores only.
         """
         mode = self.config.mode
-        fetch = self.depth(k) if mode == "dense" else max(self.config.fetch_k, self.depth(k))
+        depth = self.depth(k)
+        fetch = depth if mode == "dense" else max(self.config.fetch_k, depth)
         with span("rag.retrieve", RETRIEVER) as traced:
             if is_tracing_enabled():
                 asked = [content(question) for question in questions]
@@ -140,7 +141,7 @@ class Retriever:
                         "filter": dict(where) if where else None,
                     }
                 )
-            found = self._retrieve_many(questions, vectors, k, fetch, where)
+            found = self._retrieve_many(questions, vectors, k, depth, fetch, where)
             if is_tracing_enabled():
                 outputs = [documents(results) for results in found]
                 traced.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
@@ -151,11 +152,11 @@ class Retriever:
         questions: list[str],
         vectors: np.ndarray | None,
         k: int,
+        depth: int,
         fetch: int,
         where: Mapping[str, Any] | None,
     ) -> list[list[RetrievedChunk]]:
         mode = self.config.mode
-        depth = self.depth(k)
         if mode == "bm25":
             dense_lists: list[list[RetrievedChunk]] = [[] for _ in questions]
         else:

@@ -206,6 +206,22 @@ def rescoring_modes(weights: Sequence[float], depth: int) -> dict[str, dict[str,
             "fusion": "weighted",
             "search_unit": "sentence",
         },
+        "chunk + sentence signals: hybrid weighted (0.5)": {
+            "mode": "hybrid",
+            "fusion": "weighted",
+            "search_unit": "both",
+        },
+        "chunk + sentence signals: hybrid weighted (0.6)": {
+            "mode": "hybrid",
+            "fusion": "weighted",
+            "search_unit": "both",
+            "dense_weight": 0.6,
+        },
+        "chunk + sentence signals: hybrid rrf (k=60)": {
+            "mode": "hybrid",
+            "fusion": "rrf",
+            "search_unit": "both",
+        },
     }
     modes = dict(base)
     for label, retrieval in base.items():
@@ -259,7 +275,7 @@ def evaluate_modes(
     for label, retrieval in modes.items():
         flat = {f"retrieval.{name}": value for name, value in retrieval.items()}
         mode_config = config.with_overrides(flat)
-        if lazy is not None and mode_config.retrieval.search_unit == "sentence":
+        if lazy is not None and mode_config.retrieval.search_unit != "chunk":
             print(f"{label}: left out (needs every sentence vector)", file=sys.stderr)
             continue
         # quality at depth: the refining stages see the same candidates as at serving depth

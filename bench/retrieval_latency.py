@@ -1,10 +1,12 @@
 """Latency per question of retrieval configurations against today's default, interleaved.
 
 Usage: python -m bench.retrieval_latency [--questions 100] [--repeats 3]
-                                         [--cache .rag-model/bench-cache]
-Builds the sample corpus (data/sample) with the default config, then answers each sample
-question with every configuration in turn (A B C, A B C, ...; one onnxruntime and one BLAS
-thread, no query-vector cache), so that load from other processes hits them alike. Prints
+                                         [--cache .rag-model/bench-cache] [--corpus sample|squad]
+Builds the sample corpus (data/sample, 233 chunks) or SQuAD v1.1 dev (2,904 chunks, 11,617
+sentences: the sentence search is linear in the sentences, so a larger corpus shows its cost)
+with the default config, then answers each question with every configuration in turn
+(A B C, A B C, ...; one onnxruntime and one BLAS thread, no query-vector cache), so that load
+from other processes hits them alike. Prints
 p50 / p95 of ``pipeline.answer`` per configuration and its p50 ratio to the default.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bench.retrieval_data import cached_embedder
+from bench.retrieval_data import cached_embedder, load_squad, shared_data
 from evaluation.dataset import load_eval_set
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
@@ -39,19 +41,29 @@ CONFIGS = {
 @click.option("--questions", default=100, show_default=True)
 @click.option("--repeats", default=3, show_default=True, help="passes over the questions")
 @click.option("--cache", default=".rag-model/bench-cache", show_default=True)
-def main(questions: int, repeats: int, cache: str) -> None:
+@click.option(
+    "--corpus", type=click.Choice(["sample", "squad"]), default="sample", show_default=True
+)
+def main(questions: int, repeats: int, cache: str, corpus: str) -> None:
     """Print the interleaved latency table."""
     from threadpoolctl import threadpool_limits
 
     base = RagConfig.from_dict({"embedding": {"query_cache_size": 0}})
-    examples = load_eval_set(PROJECT / "data/sample/eval.jsonl", limit=questions).examples
-    texts = [e.question for e in examples]
     with tempfile.TemporaryDirectory() as tmp:
+        if corpus == "sample":
+            examples = load_eval_set(PROJECT / "data/sample/eval.jsonl", limit=questions).examples
+            texts = [e.question for e in examples]
+            data_file, documents = PROJECT / "data/sample/corpus.jsonl", None
+        else:
+            squad = load_squad(shared_data("squad_v1.1/dev-v1.1.json"), Path(tmp))
+            texts = list(dict.fromkeys(squad.queries.values()))[::10][:questions]
+            data_file, documents = Path(tmp) / "squad-dev.jsonl", squad.corpus
         built = build_snapshot(
             base,
-            PROJECT / "data/sample/corpus.jsonl",
+            data_file,
             Path(tmp) / "s",
             embedder=cached_embedder(base, Path(cache), threads=2),
+            corpus=documents,
         )
         pipelines = {
             label: RagPipeline.from_snapshot(
@@ -71,9 +83,12 @@ def main(questions: int, repeats: int, cache: str) -> None:
                         pipeline.answer(question)
                         times[label].append((time.perf_counter() - started) * 1000)
     base_p50 = float(np.median(times[next(iter(CONFIGS))]))
+    import os
+
     print(
-        f"{built.chunk_count} chunks, {len(texts)} questions x {repeats} passes, interleaved, "
-        "1 thread, no query cache\n"
+        f"{corpus}: {built.chunk_count} chunks, {len(texts)} questions x {repeats} passes, "
+        f"interleaved, 1 thread, no query cache; load average at the end "
+        f"{os.getloadavg()[0]:.1f}\n"
     )
     print("| configuration | answer p50 ms | p95 ms | p50 x default |\n|---|---|---|---|")
     for label, values in times.items():

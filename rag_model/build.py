@@ -234,6 +234,6 @@ def wants_sentence_vectors(config: RagConfig) -> bool:
     uses = (
         config.generation.generator == "extractive"
         or retrieval.sentence_weight > 0
-        or retrieval.search_unit == "sentence"
+        or retrieval.search_unit != "chunk"
     )
     return config.index.sentence_vectors and uses

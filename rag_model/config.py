@@ -225,8 +225,10 @@ class RetrievalConfig(_Section):
     sentence_depth: int = Field(
         20, gt=0, le=1000, description="candidates re-scored by their best sentence"
     )
-    search_unit: Literal["chunk", "sentence"] = Field(
-        "chunk", description="dense side: search chunks, or sentences returning parent chunks"
+    search_unit: Literal["chunk", "sentence", "both"] = Field(
+        "chunk",
+        description="dense side: search chunks, sentences returning parent chunks, or both "
+        "(two signals, the dense weight split evenly)",
     )
     rerank: RerankConfig | None = Field(None, description="a cross-encoder re-ranker; None: off")
 
@@ -313,7 +315,10 @@ class RagConfig(_Section):
             name
             for name, on in (
                 ("retrieval.sentence_weight > 0", retrieval.sentence_weight > 0),
-                ("retrieval.search_unit 'sentence'", retrieval.search_unit == "sentence"),
+                (
+                    f"retrieval.search_unit {retrieval.search_unit!r}",
+                    retrieval.search_unit != "chunk",
+                ),
             )
             if on
         ]

@@ -73,7 +73,7 @@ class RagPipeline:
         self.generator = generator
         lexical = index.lexical() if config.retrieval.mode != "dense" else None
         retrieval = config.retrieval
-        wants_sentences = retrieval.sentence_weight > 0 or retrieval.search_unit == "sentence"
+        wants_sentences = retrieval.sentence_weight > 0 or retrieval.search_unit != "chunk"
         sentences = index.sentence_vectors() if wants_sentences else None
         self.retriever = Retriever(retrieval, index, lexical, sentences, reranker)
 

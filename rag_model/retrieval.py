@@ -8,7 +8,8 @@ ranked.
 After retrieval, two optional stages refine the candidates (each in its own module):
 sentence re-scoring (``rag_model.rescoring``) and a cross-encoder (``rag_model.rerank``). With
 ``search_unit: sentence`` the dense side searches sentences for parent chunks
-(``rag_model.parents``).
+(``rag_model.parents``); with ``search_unit: both`` the chunk and the sentence searches are two
+signals, fused with the lexical one (the dense weight split evenly between them).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Retriever:
             name
             for name, wanted in (
                 ("retrieval.sentence_weight > 0", config.sentence_weight > 0),
-                ("retrieval.search_unit 'sentence'", config.search_unit == "sentence"),
+                (f"retrieval.search_unit {config.search_unit!r}", config.search_unit != "chunk"),
             )
             if wanted
         ]
@@ -84,7 +85,7 @@ class Retriever:
         self.reranker = reranker
         self.units = (
             SentenceUnitIndex(sentences)
-            if config.search_unit == "sentence" and sentences is not None
+            if config.search_unit != "chunk" and sentences is not None
             else None
         )
 
@@ -166,9 +167,22 @@ class Retriever:
                 if is_tracing_enabled():
                     outputs = [ranked(results) for results in dense_lists]
                     dense.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
+        sentence_lists: list[list[RetrievedChunk] | None] = [None for _ in questions]
+        if self.config.search_unit == "both" and mode != "bm25":
+            assert vectors is not None
+            with span("rag.retrieve.sentences", RETRIEVER, attributes={"fetch_k": fetch}) as units:
+                sentence_lists = list(self._parents(vectors, fetch, where))
+                if is_tracing_enabled():
+                    outputs = [ranked(results or []) for results in sentence_lists]
+                    units.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
         found = []
         for number, (question, dense_hits) in enumerate(zip(questions, dense_lists, strict=True)):
-            if mode == "dense":
+            sentence_hits = sentence_lists[number]
+            if mode == "dense" and sentence_hits is not None:
+                with span("rag.retrieve.fuse", RERANKER) as fusing:
+                    fusing.set_attribute("fusion", self.config.fusion)
+                    results = self._fuse(dense_hits, [], sentence_hits)[:depth]
+            elif mode == "dense":
                 results = [
                     _with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense_hits
                 ]
@@ -178,7 +192,7 @@ class Retriever:
                 lexical = self._traced_lexical(question, fetch, where)
                 with span("rag.retrieve.fuse", RERANKER) as fusing:
                     fusing.set_attribute("fusion", self.config.fusion)
-                    results = self._fuse(dense_hits, lexical)[:depth]
+                    results = self._fuse(dense_hits, lexical, sentence_hits)[:depth]
                     if is_tracing_enabled():
                         fusing.set_outputs(ranked(results))
             vector = None if vectors is None else vectors[number]
@@ -202,8 +216,15 @@ class Retriever:
         self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
     ) -> list[list[RetrievedChunk]]:
         """Chunks nearest to each vector: from Chroma, or the parents of the nearest sentences."""
-        if self.units is None:
+        if self.units is None or self.config.search_unit == "both":
             return self.index.query_many(vectors, k, where)
+        return self._parents(vectors, k, where)
+
+    def _parents(
+        self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
+    ) -> list[list[RetrievedChunk]]:
+        """The parent chunks of the sentences nearest to each vector, scored by the best one."""
+        assert self.units is not None
         allowed = self.index.ids_matching(where) if where else None
         hits = self.units.search(vectors, k, allowed)
         found = self.index.get([chunk_id for row in hits for chunk_id, _, _ in row])
@@ -275,23 +296,35 @@ class Retriever:
         ]
 
     def _fuse(
-        self, dense: list[RetrievedChunk], lexical: list[tuple[str, float]]
+        self,
+        dense: list[RetrievedChunk],
+        lexical: list[tuple[str, float]],
+        sentence: list[RetrievedChunk] | None = None,
     ) -> list[RetrievedChunk]:
-        by_id = {chunk.id: chunk for chunk in dense}
+        """One ranking from the dense, lexical and (``search_unit: both``) sentence signals."""
+        sentence = sentence or []
+        # a sentence hit wins over the same chunk from Chroma: it carries its best sentence
+        by_id = {chunk.id: chunk for chunk in [*dense, *sentence]}
         lexical_only = [(identifier, s) for identifier, s in lexical if identifier not in by_id]
         by_id.update({chunk.id: chunk for chunk in self._lexical_chunks(lexical_only)})
         dense_scores = {chunk.id: chunk.score for chunk in dense}
         lexical_scores = dict(lexical)
+        sentence_scores = {chunk.id: chunk.score for chunk in sentence}
         if self.config.fusion == "rrf":
-            fused = _rrf([list(dense_scores), list(lexical_scores)], self.config.rrf_k)
+            rankings = [dense_scores, sentence_scores, lexical_scores]
+            fused = _rrf([list(scores) for scores in rankings if scores], self.config.rrf_k)
         else:
             weight = self.config.dense_weight
-            dense_norm, lexical_norm = _min_max(dense_scores), _min_max(lexical_scores)
-            fused = {
-                identifier: weight * dense_norm.get(identifier, 0.0)
-                + (1 - weight) * lexical_norm.get(identifier, 0.0)
-                for identifier in set(dense_norm) | set(lexical_norm)
-            }
+            if self.config.mode == "dense":
+                weight = 1.0  # no lexical side: the chunk and sentence signals share it all
+            split = 0.5 if sentence else 1.0  # the dense weight, split between chunk and sentence
+            weights = [weight * split, weight * split, 1 - weight]
+            fused = {}
+            for scores, share in zip(
+                (dense_scores, sentence_scores, lexical_scores), weights, strict=True
+            ):
+                for identifier, value in _min_max(scores).items():
+                    fused[identifier] = fused.get(identifier, 0.0) + share * value
         ranked = sorted(fused, key=lambda identifier: (-fused[identifier], identifier))
         results = []
         for identifier in ranked:
@@ -302,6 +335,8 @@ class Retriever:
                 scores["dense"] = dense_scores[identifier]
             if identifier in lexical_scores:
                 scores["lexical"] = lexical_scores[identifier]
+            if identifier in sentence_scores:
+                scores["sentence"] = sentence_scores[identifier]
             results.append(_with_scores(by_id[identifier], fused[identifier], **scores))
         return results
 

@@ -140,6 +140,28 @@ def test_parent_document_retrieval_returns_deduplicated_parent_chunks(snapshot: 
     assert {r.document_id for r in filtered} == {"music/violin.txt"}
 
 
+@pytest.mark.parametrize("fusion", ["weighted", "rrf"])
+def test_both_units_fuse_chunk_sentence_and_lexical_signals(snapshot: Path, fusion: str) -> None:
+    question = "What defended the gate of castles?"
+    both = pipeline(snapshot, mode="hybrid", search_unit="both", fusion=fusion)
+    results = both.retrieve(question, k=4)
+
+    ids = [r.id for r in results]
+    assert len(ids) == len(set(ids)) == 4
+    assert results[0].document_id == "history/castles.txt"
+    assert results[0].best_sentence == "Moats and drawbridges defended the gate."
+    assert {"dense", "sentence", "lexical", "fused"} <= set(results[0].scores)
+    if fusion == "weighted":  # dense weight 0.5 split evenly: at most 0.25 + 0.25 + 0.5
+        top = results[0].scores
+        assert top["fused"] <= 1.0 + 1e-9
+        chunk_only = pipeline(snapshot, mode="hybrid").retrieve(question, k=4)
+        assert "sentence" not in chunk_only[0].scores
+    dense_both = pipeline(snapshot, mode="dense", search_unit="both").retrieve(question, k=4)
+    assert {"dense", "sentence"} <= set(dense_both[0].scores)
+    filtered = both.retrieve("bridge", k=4, where={"source": "music/violin.txt"})
+    assert {r.document_id for r in filtered} == {"music/violin.txt"}
+
+
 def test_sentence_options_refuse_a_snapshot_or_config_without_sentence_vectors(
     tmp_path: Path,
 ) -> None:
@@ -149,6 +171,10 @@ def test_sentence_options_refuse_a_snapshot_or_config_without_sentence_vectors(
     with pytest.raises(ConfigError, match="search_unit 'sentence' need.*sentence_vectors: true"):
         RagConfig.from_dict(
             {"index": {"sentence_vectors": False}, "retrieval": {"search_unit": "sentence"}}
+        )
+    with pytest.raises(ConfigError, match="search_unit 'both' need.*sentence_vectors: true"):
+        RagConfig.from_dict(
+            {"index": {"sentence_vectors": False}, "retrieval": {"search_unit": "both"}}
         )
     with pytest.raises(ConfigError, match=r"retrieval.sentence_weight: .*less than or equal to 1"):
         RagConfig.from_dict({"retrieval": {"sentence_weight": 1.5}})

@@ -234,6 +234,18 @@ def rescoring_modes(weights: Sequence[float], depth: int) -> dict[str, dict[str,
     return modes
 
 
+def select_modes(modes: dict[str, dict[str, object]], only: str) -> dict[str, dict[str, object]]:
+    """The modes named by ``only``: comma-separated label substrings, or ``=LABEL`` (exact)."""
+    if not only:
+        return modes
+    wanted = [part.strip() for part in only.split(",") if part.strip()]
+    return {
+        label: mode
+        for label, mode in modes.items()
+        if any(label == w[1:] if w.startswith("=") else w in label for w in wanted)
+    }
+
+
 def evaluate_modes(
     bench: Benchmark,
     config: RagConfig,

@@ -24,6 +24,7 @@ from bench.retrieval_data import (
     load_squad,
     print_table,
     rescoring_modes,
+    select_modes,
     shared_data,
 )
 from rag_model.build import build_snapshot
@@ -42,7 +43,11 @@ DEFAULT_MODE = "hybrid weighted (0.5)"  # RagConfig()'s retrieval before this be
 @click.option("--weights", default="0.5", show_default=True, help="comma-separated")
 @click.option("--sentence-depth", default=20, show_default=True)
 @click.option("--latency-questions", default=200, show_default=True)
-@click.option("--only", default="", help="comma-separated substrings of the mode labels to run")
+@click.option(
+    "--only",
+    default="",
+    help="modes to run: comma-separated substrings of their labels, or =LABEL for one exactly",
+)
 def main(
     data: str | None,
     cache: str,
@@ -59,7 +64,7 @@ def main(
     embedder = cached_embedder(config, Path(cache), threads)
     modes = rescoring_modes([float(w) for w in weights.split(",")], sentence_depth)
     if only:
-        modes = {k: v for k, v in modes.items() if any(p in k for p in only.split(","))}
+        modes = select_modes(modes, only)
     with tempfile.TemporaryDirectory() as tmp:
         bench = load_squad(source, Path(tmp))
         data_file, snapshot = Path(tmp) / "squad-dev.jsonl", Path(tmp) / "snapshot"

@@ -34,6 +34,11 @@ CONFIGS = {
         "retrieval.search_unit": "sentence",
         "retrieval.sentence_weight": 0.5,
     },
+    "chunk + sentence signals (0.5)": {"retrieval.search_unit": "both"},
+    "chunk + sentence signals (0.6)": {
+        "retrieval.search_unit": "both",
+        "retrieval.dense_weight": 0.6,
+    },
 }
 
 

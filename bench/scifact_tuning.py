@@ -207,7 +207,11 @@ def score(  # noqa: D103 - one lever's nDCG@10
 @click.option("--threads", default=2, show_default=True)
 @click.option("--fetch", default=200, show_default=True, help="candidates per side")
 @click.option("--no-sentences", is_flag=True, help="leave out the sentence signal (not embedded)")
-@click.option("--only", default="", help="comma-separated groups: base,weighted,rrf,agg,bm25")
+@click.option(
+    "--only",
+    default="",
+    help="comma-separated groups: base,weighted,rrf,agg,window,title,combined,docs,bm25",
+)
 def main(
     data: str | None, cache: str, threads: int, fetch: int, no_sentences: bool, only: str
 ) -> None:
@@ -217,7 +221,7 @@ def main(
     groups = (
         set(only.split(","))
         if only
-        else {"base", "weighted", "rrf", "agg", "window", "title", "docs", "bm25"}
+        else {"base", "weighted", "rrf", "agg", "window", "title", "combined", "docs", "bm25"}
     )
     splits = {name: read_split(folder, name) for name in ("train", "test")}
     signals = {}
@@ -297,6 +301,24 @@ def main(
             row(
                 f"weighted {wd} dense + bm25 over title + chunk",
                 lambda s, w=wd: lambda i: weighted([s["dense"][i], s["titled"][i]], (w, 1 - w)),
+            )
+    if "combined" in groups and not no_sentences:
+        # the train-best three-signal weights with the other levers that helped on train
+        for name in ("train", "test"):
+            signals[name]["titled"] = corpus.bm25(signals[name]["texts"], fetch, "titled")
+        for w in ((0.25, 0.25, 0.5), (0.3, 0.3, 0.4)):
+            row(
+                f"weighted dense {w[0]} sentence {w[1]} bm25 over title + chunk {w[2]}",
+                lambda s, w=w: (
+                    lambda i: weighted([s["dense"][i], s["sentence"][i], s["titled"][i]], w)
+                ),
+            )
+            row(
+                f"weighted dense {w[0]} sentence {w[1]} bm25 {w[2]}, document = top2",
+                lambda s, w=w: (
+                    lambda i: weighted([s["dense"][i], s["sentence"][i], s["bm25"][i]], w)
+                ),
+                "top2",
             )
     if "docs" in groups:
         # document-level fusion: dense = best chunk cosine, BM25 over whole documents

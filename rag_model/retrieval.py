@@ -171,7 +171,7 @@ class Retriever:
         if self.config.search_unit == "both" and mode != "bm25":
             assert vectors is not None
             with span("rag.retrieve.sentences", RETRIEVER, attributes={"fetch_k": fetch}) as units:
-                sentence_lists = list(self._parents(vectors, fetch, where))
+                sentence_lists = list(self._parents(vectors, fetch, where, dense_lists))
                 if is_tracing_enabled():
                     outputs = [ranked(results or []) for results in sentence_lists]
                     units.set_outputs(outputs[0] if len(outputs) == 1 else outputs)
@@ -221,13 +221,23 @@ class Retriever:
         return self._parents(vectors, k, where)
 
     def _parents(
-        self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        where: Mapping[str, Any] | None,
+        known: list[list[RetrievedChunk]] | None = None,
     ) -> list[list[RetrievedChunk]]:
-        """The parent chunks of the sentences nearest to each vector, scored by the best one."""
+        """The parent chunks of the sentences nearest to each vector, scored by the best one.
+
+        ``known``: chunks already read (the chunk search's hits): their text is not read again.
+        """
         assert self.units is not None
         allowed = self.index.ids_matching(where) if where else None
         hits = self.units.search(vectors, k, allowed)
-        found = self.index.get([chunk_id for row in hits for chunk_id, _, _ in row])
+        found = {c.id: (c.text, c.metadata) for row in known or [] for c in row}
+        missing = [chunk_id for row in hits for chunk_id, _, _ in row if chunk_id not in found]
+        if missing:  # one Chroma read per call (most sentence hits are chunk hits too)
+            found.update(self.index.get(missing))
         results = []
         for row in hits:
             chunks = []

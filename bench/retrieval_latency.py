@@ -1,10 +1,12 @@
 """Latency per question of retrieval configurations against today's default, interleaved.
 
 Usage: python -m bench.retrieval_latency [--questions 100] [--repeats 3]
-                                         [--cache .rag-model/bench-cache] [--corpus sample|squad]
+                                         [--cache .rag-model/bench-cache]
+                                         [--corpus sample|squad|scifact] [--only LABELS]
 Builds the sample corpus (data/sample, 233 chunks) or SQuAD v1.1 dev (2,904 chunks, 11,617
 sentences: the sentence search is linear in the sentences, so a larger corpus shows its cost)
-with the default config, then answers each question with every configuration in turn
+or SciFact (17,126 chunks, 60,593 sentences; its test queries) with the default config, then
+answers each question with every configuration in turn
 (A B C, A B C, ...; one onnxruntime and one BLAS thread, no query-vector cache), so that load
 from other processes hits them alike. Prints
 p50 / p95 of ``pipeline.answer`` per configuration and its p50 ratio to the default.
@@ -19,7 +21,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bench.retrieval_data import cached_embedder, load_squad, shared_data
+from bench.retrieval_data import (
+    cached_embedder,
+    load_scifact,
+    load_squad,
+    select_modes,
+    shared_data,
+)
 from evaluation.dataset import load_eval_set
 from rag_model.build import build_snapshot
 from rag_model.config import RagConfig
@@ -47,9 +55,15 @@ CONFIGS = {
 @click.option("--repeats", default=3, show_default=True, help="passes over the questions")
 @click.option("--cache", default=".rag-model/bench-cache", show_default=True)
 @click.option(
-    "--corpus", type=click.Choice(["sample", "squad"]), default="sample", show_default=True
+    "--corpus",
+    type=click.Choice(["sample", "squad", "scifact"]),
+    default="sample",
+    show_default=True,
 )
-def main(questions: int, repeats: int, cache: str, corpus: str) -> None:
+@click.option(
+    "--only", default="", help="configurations: label substrings or =LABEL (default kept)"
+)
+def main(questions: int, repeats: int, cache: str, corpus: str, only: str) -> None:
     """Print the interleaved latency table."""
     from threadpoolctl import threadpool_limits
 
@@ -59,10 +73,14 @@ def main(questions: int, repeats: int, cache: str, corpus: str) -> None:
             examples = load_eval_set(PROJECT / "data/sample/eval.jsonl", limit=questions).examples
             texts = [e.question for e in examples]
             data_file, documents = PROJECT / "data/sample/corpus.jsonl", None
-        else:
+        elif corpus == "squad":
             squad = load_squad(shared_data("squad_v1.1/dev-v1.1.json"), Path(tmp))
             texts = list(dict.fromkeys(squad.queries.values()))[::10][:questions]
             data_file, documents = Path(tmp) / "squad-dev.jsonl", squad.corpus
+        else:
+            scifact = load_scifact(shared_data("scifact"))
+            texts = list(scifact.queries.values())[:questions]
+            data_file, documents = shared_data("scifact") / "corpus.jsonl", scifact.corpus
         built = build_snapshot(
             base,
             data_file,
@@ -70,13 +88,15 @@ def main(questions: int, repeats: int, cache: str, corpus: str) -> None:
             embedder=cached_embedder(base, Path(cache), threads=2),
             corpus=documents,
         )
+        default = next(iter(CONFIGS))
+        configs = {default: {}, **select_modes(CONFIGS, only)}  # type: ignore[arg-type]
         pipelines = {
             label: RagPipeline.from_snapshot(
                 base.with_overrides(overrides), built.snapshot_dir, threads=1
             )
-            for label, overrides in CONFIGS.items()
+            for label, overrides in configs.items()
         }
-        times: dict[str, list[float]] = {label: [] for label in CONFIGS}
+        times: dict[str, list[float]] = {label: [] for label in configs}
         with threadpool_limits(limits=1):
             for pipeline in pipelines.values():
                 pipeline.warm_up()
@@ -87,7 +107,7 @@ def main(questions: int, repeats: int, cache: str, corpus: str) -> None:
                         started = time.perf_counter()
                         pipeline.answer(question)
                         times[label].append((time.perf_counter() - started) * 1000)
-    base_p50 = float(np.median(times[next(iter(CONFIGS))]))
+    base_p50 = float(np.median(times[default]))
     import os
 
     print(

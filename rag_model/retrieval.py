@@ -182,6 +182,8 @@ class Retriever:
                 with span("rag.retrieve.fuse", RERANKER) as fusing:
                     fusing.set_attribute("fusion", self.config.fusion)
                     results = self._fuse(dense_hits, [], sentence_hits)[:depth]
+                    if is_tracing_enabled():
+                        fusing.set_outputs(ranked(results))
             elif mode == "dense":
                 results = [
                     _with_scores(chunk, chunk.score, dense=chunk.score) for chunk in dense_hits

@@ -3,7 +3,7 @@
 Usage: python -m bench.retrieval_latency [--questions 100] [--repeats 3]
                                          [--cache .rag-model/bench-cache]
                                          [--corpus sample|squad|scifact] [--only LABELS]
-Builds the sample corpus (data/sample, 233 chunks) or SQuAD v1.1 dev (2,904 chunks, 11,617
+Builds the sample corpus (data/sample, 233 chunks) or SQuAD v1.1 dev (2,904 chunks, 11,857
 sentences: the sentence search is linear in the sentences, so a larger corpus shows its cost)
 or SciFact (17,126 chunks, 60,593 sentences; its test queries) with the default config, then
 answers each question with every configuration in turn

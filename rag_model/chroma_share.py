@@ -136,7 +136,7 @@ class SharedCopy:
                 copied = True
             handle = os.open(target / USERS_NAME, os.O_RDWR)
             fcntl.flock(handle, fcntl.LOCK_SH)  # taken under the root's lock: no remover races
-        link_dir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-"))
+        link_dir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-link-"))
         (link_dir / source.name).symlink_to(target / source.name, target_is_directory=True)
         held = cls(root, key, handle, link_dir, source.name)
         held.copied = copied

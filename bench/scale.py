@@ -1,17 +1,18 @@
-"""Scale: the product's snapshot writer and loader at 10k, 100k (1M) chunks, synthetic vectors.
+"""Scale: the snapshot writer and workers' loads at 10k, 100k (1M) chunks, synthetic vectors.
 
-Usage: python -m bench.scale [--chunks 10000,100000] [--queries 200]
+Usage: python -m bench.scale [--chunks 10000,100000] [--queries 200] [--keep DIR] [--skip-log]
 
 Embedding 100k chunks would take hours on 2 cores, so the chunks are synthetic: ~600-character
 texts of random words from a 5,000-word vocabulary (so BM25 has realistic postings) and random
 unit vectors (384 dimensions, float32). Everything else is the product's own code:
 ``rag_model.index.build_index`` writes the snapshot (Chroma, BM25, manifest),
-``ChromaIndex.open`` verifies it and ``warm_up`` makes the per-process private copy a worker
-makes, ``Bm25Index`` builds and opens the lexical index. Each size runs in fresh child
-processes, so peak RSS is per step: ``write`` (build the snapshot), ``load`` (what a worker
-does: verify every file's sha256, copy, open, first query) and ``query`` (p50/p99 of one client
-querying Chroma directly, k=4, then BM25). Bundled mode only; see docs/scale.md for what is not
-measured.
+``ChromaIndex.open`` verifies it and ``warm_up`` opens the host's working copy (made by the
+first process, rag_model.chroma_share), ``Bm25Index`` builds and opens the lexical index. Each
+size runs in fresh child processes, so peak RSS is per step: ``write`` (build the snapshot),
+``load`` (the first worker on a host: verify every file's sha256, copy, open; queries at 1 and
+16 clients, BM25; a second worker started while it holds the version, ``second``; a hot swap to
+a new version of the same size) and ``log`` (log_model, then the pipeline's load). Bundled
+mode only (bench/chroma_server.py measures server mode); see docs/scale.md.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ def test_leftovers_of_crashed_copiers_are_replaced(root: Path, source: Path) -> 
     held.release()
 
 
+@pytest.mark.integration  # real Chroma opened by a second interpreter (seconds)
 def test_indexes_share_one_host_copy_and_leave_the_snapshot_unchanged(
     root: Path, tmp_path: Path
 ) -> None:

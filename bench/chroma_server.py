@@ -148,9 +148,7 @@ def main(count: int, queries: int, snapshot: str) -> None:
                 )
             before = _rss_mb()
             remote.query(probes[0], k=4)
-            rows.append(
-                ("server-mode client +RSS (1st query)", f"{_rss_mb() - before:.0f} MB")
-            )
+            rows.append(("server-mode client +RSS (1st query)", f"{_rss_mb() - before:.0f} MB"))
             bundled = ChromaIndex.open(built)
             many = rng.normal(size=(queries * 2 + 1, DIMENSION)).astype(np.float32)
             for name, index in (("bundled", bundled), ("server", remote)):

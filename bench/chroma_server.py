@@ -1,11 +1,13 @@
 """What server mode costs: publishing, the load-time checks, and query latency against bundled.
 
-Usage: python bench/chroma_server.py [--chunks 10000] [--queries 200]
-Builds a synthetic snapshot (random unit vectors, 384 dimensions, ~600-character texts), starts
+Usage: python bench/chroma_server.py [--chunks 10000] [--queries 200] [--snapshot FOLDER]
+Builds a synthetic snapshot (or takes a built one: ``--snapshot``, e.g. one ``bench.scale
+--keep`` kept) (random unit vectors, 384 dimensions, ~600-character texts), starts
 ``chroma run`` on a free local port over a temporary folder, publishes the snapshot, stages a
 server-mode model folder, opens it with each ``index.server_verify`` setting, and times single
-dense queries (k=4, texts fetched for the hits) on the bundled and the server index. Prints a
-Markdown table.
+dense queries (k=4, texts fetched for the hits) on the bundled and the server index, from one
+client and from 16 threads at once, and the resident memory of the server process and of
+this client process. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -71,45 +74,65 @@ def _synthetic(count: int, rng: np.random.Generator) -> tuple[list[Chunk], np.nd
     return chunks, vectors
 
 
-def _latency(index: ChromaIndex, queries: np.ndarray) -> tuple[float, float]:
+def _latency(index: ChromaIndex, queries: np.ndarray, clients: int = 1) -> tuple[float, float]:
+    """p50 and p95 (one client) or p99 (several), ms."""
     index.query(queries[0], k=4)  # connect / open outside the timing
-    times = []
-    for vector in queries[1:]:
+
+    def one(vector: np.ndarray) -> float:
         started = time.perf_counter()
         index.query(vector, k=4)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+        return (time.perf_counter() - started) * 1000
+
+    if clients == 1:
+        times = [one(vector) for vector in queries[1:]]
+    else:
+        with ThreadPoolExecutor(clients) as pool:
+            times = list(pool.map(one, queries[1:]))
+    tail = 95 if clients == 1 else 99
+    return float(np.percentile(times, 50)), float(np.percentile(times, tail))
+
+
+def _rss_mb(pid: str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @click.command()
 @click.option("--chunks", "count", default=10_000, show_default=True)
 @click.option("--queries", default=200, show_default=True)
-def main(count: int, queries: int) -> None:
+@click.option("--snapshot", default="", help="A built snapshot to publish instead of building one.")
+def main(count: int, queries: int, snapshot: str) -> None:
     """Print the costs of server mode for a synthetic index of COUNT chunks."""
     rng = np.random.default_rng(0)
-    chunks, vectors = _synthetic(count, rng)
     probes = rng.normal(size=(queries + 1, DIMENSION)).astype(np.float32)
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         process, url = _start_chroma(root / "server")
+        built = Path(snapshot) if snapshot else root / "snapshot"
         try:
-            started = time.perf_counter()
-            build_index(
-                chunks,
-                vectors,
-                root / "snapshot",
-                IndexConfig(),
-                embedder_id="synthetic",
-                corpus_fingerprint="synthetic",
-            )
-            rows.append(("build the bundled snapshot", f"{time.perf_counter() - started:.1f} s"))
+            if not snapshot:
+                chunks, vectors = _synthetic(count, rng)
+                started = time.perf_counter()
+                build_index(
+                    chunks,
+                    vectors,
+                    built,
+                    IndexConfig(),
+                    embedder_id="synthetic",
+                    corpus_fingerprint="synthetic",
+                )
+                rows.append(
+                    ("build the bundled snapshot", f"{time.perf_counter() - started:.1f} s")
+                )
             server = {"location": "server", "server_url": url, "collection": "bench"}
             config = RagConfig.from_dict({"index": server})
-            published = publish_snapshot(root / "snapshot", config.index)
+            published = publish_snapshot(built, config.index)
             rows.append(("publish (upload, read back, digest)", f"{published.seconds:.1f} s"))
             started = time.perf_counter()
-            stage_server_snapshot(config, root / "snapshot", root / "model-index")
+            stage_server_snapshot(config, built, root / "model-index")
             rows.append(
                 ("stage a server-mode model (full check)", f"{time.perf_counter() - started:.1f} s")
             )
@@ -123,10 +146,22 @@ def main(count: int, queries: int) -> None:
                         f"{time.perf_counter() - started:.2f} s",
                     )
                 )
-            bundled = ChromaIndex.open(root / "snapshot")
+            before = _rss_mb()
+            remote.query(probes[0], k=4)
+            rows.append(("server-mode client +RSS (1st query)", f"{_rss_mb() - before:.0f} MB"))
+            bundled = ChromaIndex.open(built)
+            many = rng.normal(size=(queries * 2 + 1, DIMENSION)).astype(np.float32)
             for name, index in (("bundled", bundled), ("server", remote)):
                 p50, p95 = _latency(index, probes)
                 rows.append((f"dense query k=4, {name} (p50 / p95)", f"{p50:.2f} / {p95:.2f} ms"))
+                p50, p99 = _latency(index, many, clients=16)
+                rows.append(
+                    (
+                        f"dense query k=4, {name}, 16 clients (p50 / p99)",
+                        f"{p50:.2f} / {p99:.2f} ms",
+                    )
+                )
+            rows.append(("chroma server process RSS", f"{_rss_mb(str(process.pid)):.0f} MB"))
             bundled.close()
             remote.close()
         finally:

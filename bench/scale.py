@@ -1,17 +1,18 @@
-"""Scale: the product's snapshot writer and loader at 10k, 100k (1M) chunks, synthetic vectors.
+"""Scale: the snapshot writer and workers' loads at 10k, 100k (1M) chunks, synthetic vectors.
 
-Usage: python -m bench.scale [--chunks 10000,100000] [--queries 200]
+Usage: python -m bench.scale [--chunks 10000,100000] [--queries 200] [--keep DIR] [--skip-log]
 
 Embedding 100k chunks would take hours on 2 cores, so the chunks are synthetic: ~600-character
 texts of random words from a 5,000-word vocabulary (so BM25 has realistic postings) and random
 unit vectors (384 dimensions, float32). Everything else is the product's own code:
 ``rag_model.index.build_index`` writes the snapshot (Chroma, BM25, manifest),
-``ChromaIndex.open`` verifies it and ``warm_up`` makes the per-process private copy a worker
-makes, ``Bm25Index`` builds and opens the lexical index. Each size runs in fresh child
-processes, so peak RSS is per step: ``write`` (build the snapshot), ``load`` (what a worker
-does: verify every file's sha256, copy, open, first query) and ``query`` (p50/p99 of one client
-querying Chroma directly, k=4, then BM25). Bundled mode only; see docs/scale.md for what is not
-measured.
+``ChromaIndex.open`` verifies it and ``warm_up`` opens the host's working copy (made by the
+first process, rag_model.chroma_share), ``Bm25Index`` builds and opens the lexical index. Each
+size runs in fresh child processes, so peak RSS is per step: ``write`` (build the snapshot),
+``load`` (the first worker on a host: verify every file's sha256, copy, open; queries at 1 and
+16 clients, BM25; a second worker started while it holds the version, ``second``; a hot swap to
+a new version of the same size) and ``log`` (log_model, then the pipeline's load). Bundled
+mode only (bench/chroma_server.py measures server mode); see docs/scale.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+PROCESS_STARTED = time.perf_counter()  # a second worker's start-to-ready counts from here
 
 DIMENSION = 384
 WORDS = 5_000
@@ -95,8 +98,91 @@ def step_write(count: int, folder: Path) -> dict[str, float]:
     }
 
 
+def rss_now_mb() -> float:
+    """Current resident set size of this process, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def folder_mb(folder: Path | None) -> float:
+    """Bytes of the files under ``folder``, MB (0 when absent)."""
+    if folder is None or not folder.exists():
+        return 0.0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def worker_disk_mb(index) -> float:  # noqa: ANN001 - a ChromaIndex, before or after sharing
+    """Disk this process added to open ``index``: its private copy, or the host copy it made."""
+    if hasattr(index, "_workdir"):  # the code before workers shared one copy per host
+        return folder_mb(index._workdir)
+    held = index._copy
+    return folder_mb(held.target) if held.copied else 0.0
+
+
+def probes(count: int, seed: int) -> np.ndarray:
+    """``count`` random query vectors."""
+    return np.random.default_rng(seed).standard_normal((count, DIMENSION), dtype=np.float32)
+
+
+def timed_queries(index, vectors: np.ndarray, clients: int) -> list[float]:  # noqa: ANN001
+    """Per-query latency (ms) of ``vectors`` queried by ``clients`` threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(vector: np.ndarray) -> float:
+        started = time.perf_counter()
+        index.query(vector, k=4)
+        return (time.perf_counter() - started) * 1000
+
+    if clients == 1:
+        return [one(v) for v in vectors]
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, vectors))
+
+
+def step_second(folder: Path, started: float) -> dict[str, float]:
+    """A second worker on the host: open the prepared snapshot (no hashing), first queries."""
+    from rag_model.index import ChromaIndex
+    from rag_model.lexical import Bm25Index
+
+    imported = time.perf_counter() - started
+    opened = time.perf_counter()
+    index = ChromaIndex.open(
+        folder, verify=False
+    )  # as a worker opens what serving.prepare verified
+    index.warm_up()
+    warm = time.perf_counter() - opened
+    index.query(probes(1, SEED)[0], k=4)
+    Bm25Index.open(folder / "bm25").query("w1x7919", k=4)
+    ready = time.perf_counter() - started
+    disk = worker_disk_mb(index)
+    index.close()
+    return {
+        "second_import_s": imported,
+        "second_open_s": warm,
+        "second_ready_s": ready,
+        "second_disk_mb": disk,
+        "second_rss_mb": rss_mb(),
+    }
+
+
+def hardlinked_clone(folder: Path, target: Path) -> Path:
+    """Another snapshot folder with the same files (hard links): a new version of equal size."""
+    for source in folder.rglob("*"):
+        destination = target / source.relative_to(folder)
+        if source.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, destination)
+    return target
+
+
 def step_load(folder: Path, queries: int) -> dict[str, float]:
-    """What a worker does: verify, copy and open the snapshot; then time queries."""
+    """What a worker does: verify, copy and open the snapshot; then time queries and a swap."""
+    import shutil
+
     started = time.perf_counter()
     from rag_model.index import ChromaIndex
     from rag_model.lexical import Bm25Index
@@ -106,41 +192,67 @@ def step_load(folder: Path, queries: int) -> dict[str, float]:
     index = ChromaIndex.open(folder)  # verifies every file's sha256
     verify = time.perf_counter() - started
     started = time.perf_counter()
-    index.warm_up()  # the private copy + Chroma client every worker makes
+    index.warm_up()  # the first worker on the host: copy the Chroma folder + open a client
     copy_open = time.perf_counter() - started
-    rng = np.random.default_rng(SEED + 1)
-    probes = rng.standard_normal((queries, DIMENSION), dtype=np.float32)
+    first_disk = worker_disk_mb(index)
+    vectors = probes(queries, SEED + 1)
     started = time.perf_counter()
-    index.query(probes[0], k=4)
+    index.query(vectors[0], k=4)
     first = time.perf_counter() - started
-    dense = []
-    for probe in probes[1:]:
-        started = time.perf_counter()
-        index.query(probe, k=4)
-        dense.append((time.perf_counter() - started) * 1000)
+    dense = timed_queries(index, vectors[1:], 1)
     rss_dense = rss_mb()
+    # a second worker while the first holds the snapshot open: a fresh interpreter, timed from
+    # the parent (interpreter start and imports included)
+    started = time.perf_counter()
+    second = child("--step", "second", "--folder", str(folder))
+    second["second_process_s"] = time.perf_counter() - started
+    many = timed_queries(index, probes(queries * 2, SEED + 2), 16)
     started = time.perf_counter()
     lexical = Bm25Index.open(folder / "bm25")
     bm25_open = time.perf_counter() - started
-    words = [f"w{n}x{n * 7919 % 10007}" for n in rng.integers(0, 200, size=(queries, 3))]
+    rng = np.random.default_rng(SEED + 1)
+    words = [f"w{n}x{n * 7919 % 10007}" for n in rng.integers(0, 200, size=queries * 3)]
     sparse = []
     for n in range(queries):
         started = time.perf_counter()
-        lexical.query(" ".join(words[n * 3 : n * 3 + 3]) or "w1x7919", k=4)
+        lexical.query(" ".join(words[n * 3 : n * 3 + 3]), k=4)
         sparse.append((time.perf_counter() - started) * 1000)
-    index.close()
+    worker_rss = rss_mb()
+    # a hot swap: a new version of the same size opened beside the served one, as a worker's
+    # watcher does (verify, host copy, open, first query); the old one is released after
+    clone = hardlinked_clone(folder, folder.parent / "swap-version")
+    try:
+        before = rss_now_mb()
+        started = time.perf_counter()
+        fresh = ChromaIndex.open(clone)
+        fresh.warm_up()
+        fresh.query(vectors[0], k=4)
+        swap = time.perf_counter() - started
+        swap_rss = rss_now_mb() - before
+        swap_disk = worker_disk_mb(fresh)
+        index.close()
+        fresh.close()
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
     return {
         "import_s": imported,
         "verify_s": verify,
         "copy_open_s": copy_open,
+        "first_disk_mb": first_disk,
         "first_query_s": first,
         "dense_p50_ms": float(np.percentile(dense, 50)),
         "dense_p99_ms": float(np.percentile(dense, 99)),
+        "dense16_p50_ms": float(np.percentile(many, 50)),
+        "dense16_p99_ms": float(np.percentile(many, 99)),
         "worker_rss_after_dense_mb": rss_dense,
         "bm25_open_s": bm25_open,
         "bm25_p50_ms": float(np.percentile(sparse, 50)),
         "bm25_p99_ms": float(np.percentile(sparse, 99)),
-        "worker_rss_mb": rss_mb(),
+        "worker_rss_mb": worker_rss,
+        "swap_load_s": swap,
+        "swap_rss_delta_mb": swap_rss,
+        "swap_disk_mb": swap_disk,
+        **second,
     }
 
 
@@ -181,18 +293,89 @@ def child(*args: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+BUILD_COLUMNS = [
+    ("write s", "write_s"),
+    ("snapshot MB", "snapshot_mb"),
+    ("write peak RSS MB", "write_peak_rss_mb"),
+    ("BM25 build s", "bm25_build_s"),
+    ("BM25 build +RSS MB", "bm25_build_peak_rss_delta_mb"),
+    ("log_model s", "log_model_s"),
+    ("pipeline load+verify+1st answer s", "load_verify_first_answer_s"),
+]
+LOAD_COLUMNS = [
+    ("verify s", "verify_s"),
+    ("1st worker copy+open s", "copy_open_s"),
+    ("1st worker disk MB", "first_disk_mb"),
+    ("2nd worker start-to-ready s", "second_process_s"),
+    ("2nd worker open s", "second_open_s"),
+    ("2nd worker disk MB", "second_disk_mb"),
+    ("2nd worker peak RSS MB", "second_rss_mb"),
+    ("dense p50 ms", "dense_p50_ms"),
+    ("dense p99 ms", "dense_p99_ms"),
+    ("16 clients p50 ms", "dense16_p50_ms"),
+    ("16 clients p99 ms", "dense16_p99_ms"),
+    ("BM25 open s", "bm25_open_s"),
+    ("BM25 p50 ms", "bm25_p50_ms"),
+    ("BM25 p99 ms", "bm25_p99_ms"),
+    ("worker peak RSS MB", "worker_rss_mb"),
+    ("hot swap load s", "swap_load_s"),
+    ("hot swap +RSS MB", "swap_rss_delta_mb"),
+    ("hot swap disk MB", "swap_disk_mb"),
+]
+
+
+def table(rows: list[tuple[int, dict[str, float]]], columns: list[tuple[str, str]]) -> None:
+    """Print one markdown table of ``columns`` per size."""
+    print("\n| chunks | " + " | ".join(c[0] for c in columns) + " |")
+    print("|---:|" + "---:|" * len(columns))
+    for count, row in rows:
+        values = [row.get(key) for _, key in columns]
+        cells = " | ".join(
+            "-" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}" for v in values
+        )
+        print(f"| {count:,} | {cells} |")
+
+
+def written_snapshot(count: int, place: Path) -> dict[str, float]:
+    """The write step's figures: the kept ones when ``place`` holds a finished snapshot."""
+    figures = place / "write.json"
+    if figures.is_file() and (place / "snapshot" / "manifest.json").is_file():
+        print(f"{count}: reusing the snapshot in {place} (write figures from {figures})")
+        return json.loads(figures.read_text().strip().splitlines()[-1])
+    written = child("--chunks", str(count), "--step", "write", "--folder", str(place / "snapshot"))
+    figures.write_text(json.dumps(written))
+    return written
+
+
 @click.command()
 @click.option("--chunks", default="10000,100000", show_default=True)
 @click.option("--queries", default=200, show_default=True)
-@click.option("--step", type=click.Choice(["write", "load", "log"]), default=None, hidden=True)
+@click.option(
+    "--keep",
+    default="",
+    help="Keep each size's snapshot in KEEP/<chunks>/ and reuse one found there (1M takes "
+    "over an hour to write).",
+)
+@click.option("--skip-log", is_flag=True, help="Leave out log_model and the pipeline load.")
+@click.option(
+    "--step",
+    type=click.Choice(["write", "load", "second", "log"]),
+    default=None,
+    hidden=True,
+)
 @click.option("--folder", default="", hidden=True)
-def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
-    """Print the scale table (bundled mode, synthetic vectors)."""
+def main(
+    chunks: str, queries: int, keep: str, skip_log: bool, step: str | None, folder: str
+) -> None:
+    """Print the scale tables (bundled mode, synthetic vectors)."""
     if step == "write":
         print(json.dumps(step_write(int(chunks), Path(folder))))
         return
     if step == "load":
         print(json.dumps(step_load(Path(folder), queries)))
+        return
+    if step == "second":
+        print(json.dumps(step_second(Path(folder), PROCESS_STARTED)))
         return
     if step == "log":
         print(json.dumps(step_log(Path(folder))))
@@ -201,37 +384,20 @@ def main(chunks: str, queries: int, step: str | None, folder: str) -> None:
     rows = []
     for count in (int(c) for c in chunks.split(",")):
         with tempfile.TemporaryDirectory(prefix="rag-model-scale-") as tmp:
-            snapshot = Path(tmp) / "snapshot"
-            written = child("--chunks", str(count), "--step", "write", "--folder", str(snapshot))
-            loaded = child("--step", "load", "--folder", str(snapshot), "--queries", str(queries))
-            loaded.update(child("--step", "log", "--folder", str(snapshot)))
-            rows.append((count, written, loaded))
-            print(count, json.dumps({**written, **loaded}), flush=True)
+            place = Path(keep) / str(count) if keep else Path(tmp)
+            place.mkdir(parents=True, exist_ok=True)
+            snapshot = place / "snapshot"
+            row = written_snapshot(count, place)
+            row.update(
+                child("--step", "load", "--folder", str(snapshot), "--queries", str(queries))
+            )
+            if not skip_log:
+                row.update(child("--step", "log", "--folder", str(snapshot)))
+            rows.append((count, row))
+            print(count, json.dumps(row), flush=True)
     print(f"load average at end: {os.getloadavg()}")
-    columns = [
-        ("write s", "write", "write_s"),
-        ("snapshot MB", "write", "snapshot_mb"),
-        ("write peak RSS MB", "write", "write_peak_rss_mb"),
-        ("BM25 build s", "write", "bm25_build_s"),
-        ("BM25 build +RSS MB", "write", "bm25_build_peak_rss_delta_mb"),
-        ("verify s", "load", "verify_s"),
-        ("copy+open s", "load", "copy_open_s"),
-        ("first query s", "load", "first_query_s"),
-        ("dense p50 ms", "load", "dense_p50_ms"),
-        ("dense p99 ms", "load", "dense_p99_ms"),
-        ("BM25 open s", "load", "bm25_open_s"),
-        ("BM25 p50 ms", "load", "bm25_p50_ms"),
-        ("BM25 p99 ms", "load", "bm25_p99_ms"),
-        ("worker peak RSS MB", "load", "worker_rss_mb"),
-        ("log_model s", "load", "log_model_s"),
-        ("pipeline load+verify+1st answer s", "load", "load_verify_first_answer_s"),
-    ]
-    print("\n| chunks | " + " | ".join(c[0] for c in columns) + " |")
-    print("|---:|" + "---:|" * len(columns))
-    for count, written, loaded in rows:
-        values = [(written if s == "write" else loaded)[k] for _, s, k in columns]
-        cells = " | ".join(f"{v:.1f}" if v >= 10 else f"{v:.2f}" for v in values)
-        print(f"| {count:,} | {cells} |")
+    table(rows, BUILD_COLUMNS)
+    table(rows, LOAD_COLUMNS)
 
 
 if __name__ == "__main__":

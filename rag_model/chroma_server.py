@@ -300,7 +300,7 @@ class RemoteChromaIndex(ChromaIndex):
             return super().ids_matching(where)
 
     def close(self) -> None:
-        """Release the HTTP client (there is no private copy to delete)."""
+        """Release the HTTP client (there is no host copy to let go of)."""
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
         self._client = self._collection = None

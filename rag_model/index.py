@@ -6,16 +6,17 @@ Layout of a snapshot::
     <snapshot>/chroma/...      Chroma's persistent directory
 
 Chroma cannot open a read-only directory and writes into the one it opens, so a snapshot is
-never opened in place: each process copies it to a private temporary folder first, lazily, on
-first use. That also keeps Chroma clients out of a gunicorn master (they hang the workers).
+never opened in place: the first process on a host copies its Chroma folder once, lazily, on
+first use, and every process opening the same snapshot shares that copy
+(``rag_model.chroma_share``). Opening lazily also keeps Chroma clients out of a gunicorn master
+(they hang the workers).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rag_model.chroma_share import SharedCopy, copy_key
 from rag_model.config import IndexConfig
 from rag_model.corpus_table import write_documents_table
 from rag_model.documents import Chunk, RetrievedChunk
@@ -133,7 +135,7 @@ def check_snapshot_target(snapshot: Path) -> None:
 
 
 class ChromaIndex:
-    """A verified snapshot, opened lazily in a private copy per process.
+    """A verified snapshot, opened lazily in the host's shared working copy.
 
     Example:
         >>> index = ChromaIndex.open("build/snapshot")    # verifies every file's sha256
@@ -146,7 +148,7 @@ class ChromaIndex:
         self._pid: int | None = None
         self._client: Any = None
         self._collection: Any = None
-        self._workdir: Path | None = None
+        self._copy: SharedCopy | None = None
         self._chunks: dict[str, tuple[str, dict[str, Any]]] = {}
 
     @classmethod
@@ -190,32 +192,37 @@ class ChromaIndex:
         return int(self.manifest["embedding_dimension"])
 
     def warm_up(self) -> None:
-        """Copy the snapshot to a private folder and open it (once per process)."""
+        """Open the host's shared working copy of the snapshot (copied by the first process)."""
         if self._collection is not None and self._pid == os.getpid():
             return
-        # after a fork the parent's client must not be reused; take a fresh copy
+        # after a fork the parent's client must not be reused: a client of this process's own
         started = time.perf_counter()
-        workdir = Path(tempfile.mkdtemp(prefix="rag-model-chroma-"))
-        shutil.copytree(self.snapshot_dir / CHROMA_DIR, workdir / CHROMA_DIR)
-        weakref.finalize(self, shutil.rmtree, workdir, True)
-        client = _client(workdir / CHROMA_DIR)
-        collection = client.get_collection(COLLECTION_NAME, embedding_function=None)
-        count = collection.count()
+        key = copy_key(self.snapshot_dir, json.dumps(self.manifest, sort_keys=True).encode())
+        held = SharedCopy.acquire(self.snapshot_dir / CHROMA_DIR, key)
+        weakref.finalize(self, held.release)
+        try:
+            client = _client(held.path)
+            collection = client.get_collection(COLLECTION_NAME, embedding_function=None)
+            count = collection.count()
+        except BaseException:
+            held.release()
+            raise
         if count != self.chunk_count:
             client.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            held.release()
             raise IntegrityError(
                 f"{self.snapshot_dir}: Chroma holds {count} chunks, the manifest says "
                 f"{self.chunk_count}; rebuild the index"
             )
         self._client, self._collection = client, collection
-        self._workdir, self._pid = workdir, os.getpid()
+        self._copy, self._pid = held, os.getpid()
         # a serving worker's log: one line per load, with the counts (slow at 100k+ chunks)
         log.info(
-            "opened %d chunks from %s (private copy %s) in %.1f s",
+            "opened %d chunks from %s (%s host copy %s) in %.1f s",
             count,
             self.snapshot_dir,
-            workdir,
+            "new" if held.copied else "shared",
+            held.target,
             time.perf_counter() - started,
         )
 
@@ -316,13 +323,13 @@ class ChromaIndex:
         return Bm25Index.open(self.snapshot_dir / BM25_DIR)
 
     def close(self) -> None:
-        """Release the Chroma client and delete the private copy."""
+        """Release the Chroma client and this process's hold on the host copy."""
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
         self._client = self._collection = None
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        if self._copy is not None:
+            self._copy.release()  # the last holder on the host deletes the copy
+            self._copy = None
 
 
 def _score(distance: float, space: str) -> float:

@@ -38,8 +38,9 @@ def prepare(uri: str) -> dict[str, Any]:
 
     ref = resolve_model_uri(uri)
     # as mlflow.pyfunc.load_model does: a local store answers with the registry's own folder
-    # (nothing copied; nothing writes there: Chroma opens a private copy), a remote one
-    # downloads into a new temporary folder that outlives this process
+    # (nothing copied; nothing writes there: Chroma opens the host's working copy,
+    # rag_model.chroma_share), a remote one downloads into a new temporary folder that
+    # outlives this process
     started = time.perf_counter()
     model_dir = Path(mlflow.artifacts.download_artifacts(ref.uri if ref else uri))
     downloaded = time.perf_counter()

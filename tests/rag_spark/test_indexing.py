@@ -130,3 +130,18 @@ def test_a_spark_build_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> Non
 
     assert result.exit_code == 1
     assert f"snapshot folder {tmp_path} is not empty; choose a new folder" in result.output
+
+
+def test_texts_embedded_in_several_spark_jobs_come_back_in_order(spark: Any) -> None:
+    from rag_model.embedders import HashEmbedder
+    from rag_spark.indexing import SparkEmbedder
+
+    settings = RagConfig.from_dict({"embedding": {"model": "hash-embedder"}}).to_dict()
+    texts = [f"text number {n} about topic {n % 3}" for n in range(11)]
+    on_spark = SparkEmbedder(spark, settings, partitions=2, rows_per_job=4)  # jobs of 4, 4, 3
+
+    vectors = on_spark.embed(texts)
+
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, HashEmbedder().embed(texts), atol=1e-6)
+    assert on_spark.embed([]).shape == (0, on_spark.dimension)

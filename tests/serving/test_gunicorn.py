@@ -28,10 +28,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
+def shared_copies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this module's server keeps the host's working copies (rag_model.chroma_share)."""
+    return tmp_path_factory.mktemp("chroma-shared")
+
+
+@pytest.fixture(scope="module")
 def server(
-    minilm_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
+    minilm_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory, shared_copies: Path
 ) -> Iterator[Server]:
-    with serving_production(minilm_model, tmp_path_factory.mktemp("gunicorn")) as running:
+    with serving_production(
+        minilm_model,
+        tmp_path_factory.mktemp("gunicorn"),
+        RAG_CHROMA_SHARED_DIR=str(shared_copies),
+    ) as running:
         yield running
 
 
@@ -41,6 +51,34 @@ def test_serves_the_production_version(server: Server, minilm_model: RegisteredM
     assert version["version"] == minilm_model.version
     assert version["alias"] == "production"
     assert requests.get(f"{server.url}/health", timeout=10).json() == {"status": "ok"}
+
+
+def test_both_workers_open_one_shared_copy_of_the_snapshot(
+    server: Server, shared_copies: Path
+) -> None:
+    from rag_model.chroma_share import USERS_NAME
+
+    deadline = time.monotonic() + 120  # the second worker may still be loading
+    while time.monotonic() < deadline and len(_holders(shared_copies)) < 2:
+        time.sleep(0.2)
+    copies = [entry for entry in shared_copies.iterdir() if entry.is_dir()]
+    assert len(copies) == 1, copies  # one copy on the host, not one per worker
+    assert (copies[0] / USERS_NAME).is_file()
+    assert len(_holders(shared_copies)) == 2  # each worker holds it (a shared flock)
+
+
+def _holders(root: Path) -> set[int]:
+    """Pids holding a shared flock on a users file under ``root`` (from /proc/locks)."""
+    inodes = {entry.stat().st_ino for entry in root.glob("*/users.lock")}
+    pids = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  READ  1234 fd:01:5678 0 EOF" (a blocked waiter has "->")
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "READ":
+            continue
+        if int(fields[5].rsplit(":", 1)[1]) in inodes:
+            pids.add(int(fields[4]))
+    return pids
 
 
 def test_query_answers_from_the_right_document(server: Server) -> None:

@@ -8,12 +8,13 @@ with named API keys, ``rag.api_key_name``; linked to the version's LoggedModel (
 ``mlflow.search_traces(model_id=...)`` finds it) and to the request by ``client_request_id`` =
 its ``X-Request-ID``. Traces go to ``RAG_TRACE_EXPERIMENT`` or else the run's own experiment.
 
-MLflow exports them from a background queue (``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING``, on by
-default): a request never waits for the tracking server. What the queue could not send is
-counted in ``/metrics`` (``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed
-export (tracking server down: MLflow logs a warning and gives up) or a full queue (MLflow drops
-the trace). Counting needs two private attributes of MLflow's exporter (``_client``,
-``_async_queue``); ``instrument_exporter`` says so in the log if a new MLflow moves them.
+A sampled request only records plain span data (``rag_model.tracing.RecordingTracer``: names,
+types, times, the inputs and outputs as given) and queues the finished trace; the worker's
+exporter thread (``rag_model.packaging.trace_export.TraceExporter``) builds the MLflow trace
+and writes it, several per transaction when they queue up. A request never waits for the
+tracking server. What could not be written is counted in ``/metrics``
+(``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed write (tracking server down
+or refusing; logged) or a full queue (``trace_export.QUEUE_SIZE`` traces waiting: dropped).
 
 With a ratio of 0 (or no ``MLFLOW_TRACKING_URI``), MLflow is never imported by a worker.
 
@@ -101,18 +102,17 @@ class ServedTracing:
         self.recent = RecentRequests()
         self.experiment_ids: set[str] = set()  # every experiment this worker traced into
         self._targets: dict[tuple[Any, ...], TraceTarget | None] = {}
-        self._tracer: Any = None
-        self._instrumented = False
+        self._exporter: Any = None
         self._lock = threading.Lock()
         self._random = rng or random.Random()
 
-    def tracer(self) -> Any:
-        """The MLflow tracer (MLflow imported on first use)."""
-        if self._tracer is None:
-            from rag_model.packaging.mlflow_tracer import MlflowTracer
+    def exporter(self) -> Any:
+        """This worker's ``TraceExporter`` (MLflow imported on first use)."""
+        if self._exporter is None:
+            from rag_model.packaging.trace_export import TraceExporter
 
-            self._tracer = MlflowTracer()
-        return self._tracer
+            self._exporter = TraceExporter(on_outcome=lambda o: EXPORTS.labels(o).inc())
+        return self._exporter
 
     def prepare(self, model: Any) -> TraceTarget | None:
         """Resolve where ``model``'s traces go (experiment, LoggedModel); None: not traced.
@@ -159,8 +159,7 @@ class ServedTracing:
             experiment_id = client.get_run(model.run_id).info.experiment_id
         else:
             raise ValueError("the version has no run id; set RAG_TRACE_EXPERIMENT")
-        self.tracer()
-        self.instrument_exporter()
+        self.exporter()
         return TraceTarget(experiment_id, model_id)
 
     def target(self, model: Any) -> TraceTarget | None:
@@ -192,7 +191,7 @@ class ServedTracing:
         if not sampled:
             yield
             return
-        from rag_model.packaging.mlflow_tracer import TraceContext, trace_context
+        from rag_model.packaging.mlflow_tracer import TraceContext
 
         tags = {
             "rag.source": "serving",
@@ -212,69 +211,9 @@ class ServedTracing:
             experiment_id=target.experiment_id,  # type: ignore[union-attr]
             attributes={"cache_hit": False} if request.endpoint == "api.query" else {},
         )
-        with tracing.use_tracer(self.tracer(), self.content), trace_context(context):
+        tracer = tracing.RecordingTracer(self.exporter().sink(context))
+        with tracing.use_tracer(tracer, self.content):
             yield
-
-    def instrument_exporter(self) -> None:
-        """Count MLflow's export outcomes (once, after the first trace made its exporter)."""
-        if self._instrumented:
-            return
-        self._instrumented = True
-        try:
-            count_exports()
-        except Exception as exc:  # never a request's problem
-            logger.warning(
-                "trace export outcomes are not counted (%s: %s)", type(exc).__name__, exc
-            )
-
-
-def count_exports() -> None:
-    """Wrap MLflow's trace exporter so /metrics counts what it sent, failed and dropped.
-
-    Also makes it write each trace once (see below).
-
-    Raises:
-        RuntimeError: MLflow's exporter no longer has the attributes this relies on.
-    """
-    from mlflow.tracing.provider import _get_trace_exporter, _get_tracer
-
-    _get_tracer(__name__)  # sets MLflow's tracer provider and exporter up now, not at a request
-    exporter = _get_trace_exporter()
-    client = getattr(exporter, "_client", None)
-    if client is None or not hasattr(client, "start_trace"):
-        raise RuntimeError(f"unexpected MLflow trace exporter {type(exporter).__name__}")
-    start_trace = client.start_trace
-
-    def counted_start_trace(*args: Any, **kwargs: Any) -> Any:
-        try:
-            info = start_trace(*args, **kwargs)
-        except Exception:
-            EXPORTS.labels("failed").inc()  # MLflow logs it and drops the trace
-            raise
-        EXPORTS.labels("ok").inc()
-        return info
-
-    client.start_trace = counted_start_trace
-    # One write per trace instead of one per span batch: with span rows, MLflow 3.17 logs the
-    # spans of a trace as they end (log_spans) besides the trace itself, ~50 ms of CPU per trace
-    # against ~10 ms for the trace with its spans as one artifact (SQLite store, 2-core box;
-    # bench/README.md). The UI, search_traces, feedback and model_id links work the same;
-    # searching by span attributes needs span rows.
-    if hasattr(exporter, "_store_supports_log_spans"):
-        exporter._store_supports_log_spans = False
-    queue = getattr(exporter, "_async_queue", None)
-    if queue is None:  # MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false: export blocks the request
-        logger.warning("MLflow exports traces synchronously: requests wait for the server")
-        return
-    put = queue.put
-
-    def counted_put(task: Any) -> None:
-        handler = getattr(getattr(task, "handler", None), "__name__", "")
-        if handler == "_log_trace" and queue._queue.full():
-            EXPORTS.labels("dropped").inc()  # MLflow discards it without raising
-        put(task)
-
-    queue.put = counted_put
 
 
 def logged_model_id(source: str | None) -> str | None:

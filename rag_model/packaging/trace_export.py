@@ -27,6 +27,7 @@ import os
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,7 @@ QUEUE_SIZE = 1000  # traces waiting for the exporter thread; beyond it they are 
 # traces written in one SQLite transaction when that many wait: 7.3 -> 4.0 ms of CPU per trace
 # at 20 (bench/trace_cpu.py), and one disk sync instead of 20
 BATCH = 32
+EXPERIMENT_TTL = 10.0  # seconds a trace experiment read by the exporter is trusted
 _TRACE_FILE = "traces.json"  # mlflow.tracing.constant.TRACE_DATA_FILE_NAME
 _PREVIEW_CHARS = 250  # mlflow.tracing.constant.MAX_CHARS_IN_TRACE_INFO_METADATA
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
@@ -311,7 +313,7 @@ class _BatchingStore:
     ``SqlAlchemyStore.start_trace`` opens, commits and closes a session per trace (with its
     PRAGMAs, an experiment read and a disk sync); inside ``transaction`` every session it asks
     for is the same one, committed once at the end. Private to the exporter thread, so no other
-    caller of the process's store ever shares that session.
+    caller of the process's store ever shares that session, or its experiment cache.
     """
 
     def __init__(self, store: Any) -> None:
@@ -319,6 +321,19 @@ class _BatchingStore:
         self._maker = store.ManagedSessionMaker
         self._session: Any = None
         store.ManagedSessionMaker = self._managed_session
+        # start_trace reads the experiment (to refuse a deleted one) for every trace: a third
+        # of its CPU; read once per EXPERIMENT_TTL seconds instead
+        self._get_experiment = store.get_experiment
+        self._experiments: dict[str, tuple[float, Any]] = {}
+        store.get_experiment = self._cached_experiment
+
+    def _cached_experiment(self, experiment_id: str) -> Any:
+        now = time.monotonic()
+        cached = self._experiments.get(experiment_id)
+        if cached is None or now - cached[0] > EXPERIMENT_TTL:
+            cached = (now, self._get_experiment(experiment_id))
+            self._experiments[experiment_id] = cached
+        return cached[1]
 
     @classmethod
     def over(cls, shared: Any) -> _BatchingStore | None:

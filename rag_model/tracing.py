@@ -244,6 +244,11 @@ def _current() -> tuple[Tracer | None, bool]:
     return override if override is not None else (_state.tracer, _state.content)
 
 
+def current_tracer() -> Tracer | None:
+    """The tracer spans made now go to (None: tracing is off here)."""
+    return _current()[0]
+
+
 def is_tracing_enabled() -> bool:
     """Whether spans made now go anywhere (callers skip building costly inputs when not)."""
     return _current()[0] is not None

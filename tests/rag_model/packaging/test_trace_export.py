@@ -177,7 +177,7 @@ def test_a_full_queue_drops_and_a_refusing_store_fails_without_raising(
     pipeline: RagPipeline, experiment: str
 ) -> None:
     outcomes = Outcomes()
-    exporter = TraceExporter(capacity=1, on_outcome=outcomes)
+    exporter = TraceExporter(capacity=1, on_outcome=outcomes, linger=0)
     release = threading.Event()
     writer_many = trace_export._Writer.write_many
 

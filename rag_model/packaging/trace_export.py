@@ -21,6 +21,7 @@ Traces are written once and never updated, as before; feedback finds them by
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ BATCH = 32
 # visible that much later (feedback waits up to 3 s for one)
 LINGER = 0.5
 EXPERIMENT_TTL = 10.0  # seconds a trace experiment read by the exporter is trusted
+EXIT_FLUSH = 5.0  # seconds a stopping process waits for its queued traces to be written
 _TRACE_FILE = "traces.json"  # mlflow.tracing.constant.TRACE_DATA_FILE_NAME
 _PREVIEW_CHARS = 250  # mlflow.tracing.constant.MAX_CHARS_IN_TRACE_INFO_METADATA
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
@@ -104,6 +106,8 @@ class TraceExporter:
                     target=self._run, name="rag-trace-export", daemon=True
                 )
                 self._thread.start()
+                # a stopping worker writes what is queued, for EXIT_FLUSH seconds at most
+                atexit.register(self.flush, EXIT_FLUSH)
 
     def _run(self) -> None:
         while True:

@@ -11,9 +11,8 @@ are written (by each worker's exporter thread, ``rag_model/packaging/trace_expor
 same store: the export's CPU is spent on the serving host, as it is in production. Every run is
 warmed up on questions never measured (the first traces set MLflow up), then driven by
 ``--clients`` closed-loop clients for ``--seconds`` with unique SQuAD questions (no answer-cache
-hits). Prints per ratio the medians
-of req/s, p50 and p99 and their ratios to the untraced server, and the traces exported, failed
-and dropped read from ``/metrics`` after each run.
+hits). Prints per ratio the medians of req/s, p50 and p99 and their ratios to the untraced
+server, and the traces exported, failed and dropped read from ``/metrics`` after each run.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ The default-config model over the first ``--paragraphs`` SQuAD v1.1 dev paragrap
 ``bench/serving_vs_mlflow.py`` caches, under .rag-model/bench-cache) is registered in a fresh
 SQLite store, and gunicorn (``serving/gunicorn.conf.py``, 2 workers) serves it once per ratio
 and repeat, in alternating order (0 0.1 1, 1 0.1 0, ...), each start a fresh process. Traces
-are exported (asynchronously, by MLflow's queue) to that same store: the export's CPU is spent
-on the serving host, as it is in production. Every run is warmed up on questions never measured
-(the first traces set MLflow up), then driven by ``--clients`` closed-loop clients for
-``--seconds`` with unique SQuAD questions (no answer-cache hits). Prints per ratio the medians
-of req/s, p50 and p99 and their ratios to the untraced server, and the traces exported, failed
-and dropped read from ``/metrics`` after each run.
+are written (by each worker's exporter thread, ``rag_model/packaging/trace_export.py``) to that
+same store: the export's CPU is spent on the serving host, as it is in production. Every run is
+warmed up on questions never measured (the first traces set MLflow up), then driven by
+``--clients`` closed-loop clients for ``--seconds`` with unique SQuAD questions (no answer-cache
+hits). Prints per ratio the medians of req/s, p50 and p99 and their ratios to the untraced
+server, and the traces exported, failed and dropped read from ``/metrics`` after each run.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -105,8 +106,12 @@ def make_predict_fn(
     depth: int,
     guard: AbstractContextManager[Any],
     failures: list[BaseException],
+    trace_tags: Mapping[str, deque[dict[str, str]]] | None = None,
 ) -> Callable[[str], dict[str, Any]]:
     """``predict_fn``: the pipeline's answer (timed) and a ``depth``-deep document ranking.
+
+    ``trace_tags``: per question text, the tags of its traces in the order MLflow asks
+    (``tags_in_traces``).
 
     ``guard`` is held while answering: the scorers hold it too, so the timed answer never
     shares the interpreter with the previous question's scoring (MLflow overlaps the two).
@@ -117,6 +122,9 @@ def make_predict_fn(
 
     @mlflow.trace(name="rag_evaluation_answer", span_type=SpanType.CHAIN)
     def predict(question: str) -> dict[str, Any]:
+        if trace_tags is not None and trace_tags.get(question):
+            # written with the trace: one write instead of one per tag afterwards
+            mlflow.update_current_trace(tags=trace_tags[question].popleft())
         with guard:
             try:
                 started = time.perf_counter()
@@ -134,6 +142,49 @@ def make_predict_fn(
         return prediction_outputs(Prediction(answer, ranking, latency))
 
     return predict
+
+
+def tags_in_traces(records: list[dict[str, Any]]) -> dict[str, deque[dict[str, str]]] | None:
+    """Move each record's tags into its trace, written with it by ``predict_fn``.
+
+    MLflow sets a record's tags on its trace one write per tag after the prediction; the
+    trace's own tags cost nothing more. ``predict_fn`` sees only the question, so the tags wait
+    per question text in record order, the order MLflow asks in with one prediction at a time
+    (the default here). With more (``MLFLOW_GENAI_EVAL_MAX_WORKERS`` > 1) two records with
+    the same question could swap tags: the records keep them (None).
+    """
+    if os.environ.get("MLFLOW_GENAI_EVAL_MAX_WORKERS", "1").strip() != "1":
+        return None
+    if os.environ.get("MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION", "true").lower() != "true":
+        return None  # MLflow calls predict_fn once more first, to validate its trace
+    waiting: dict[str, deque[dict[str, str]]] = {}
+    for record in records:
+        waiting.setdefault(record["inputs"]["question"], deque()).append(record.pop("tags"))
+    return waiting
+
+
+@contextmanager
+def one_write_per_trace() -> Iterator[None]:
+    """Write each evaluation trace once, with its spans as its data file, not as span rows.
+
+    With span rows MLflow 3.17 writes every span of a trace as it ends (one transaction per
+    span: ~8 per question here) besides the trace; the evaluation view, the assessments and
+    ``search_traces`` read the same either way (what span rows add is searching by span
+    attributes). The served traces are written the same way (``docs/tracing.md``).
+    """
+    from mlflow.tracing.provider import _get_trace_exporter, _get_tracer
+
+    _get_tracer(__name__)  # MLflow's tracer provider and exporter, set up now
+    exporter = _get_trace_exporter()
+    before = getattr(exporter, "_store_supports_log_spans", None)
+    if before is None:  # another exporter (OTLP...): left as it is
+        yield
+        return
+    exporter._store_supports_log_spans = False
+    try:
+        yield
+    finally:
+        exporter._store_supports_log_spans = before
 
 
 def eval_records(examples: Sequence[EvalExample], tags: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -199,9 +250,10 @@ def evaluate_with_mlflow(
         predictions = predictor([example.question for example in examples], k, depth)
         for record, prediction in zip(records, predictions, strict=True):
             record["outputs"] = prediction_outputs(prediction)
-    else:
-        predict_fn = make_predict_fn(pipeline, k, depth, guard, failures)
-    with harness_defaults():
+    with harness_defaults(), one_write_per_trace():
+        if predictor is None:
+            tags = tags_in_traces(records)
+            predict_fn = make_predict_fn(pipeline, k, depth, guard, failures, tags)
         result = mlflow.genai.evaluate(
             data=pd.DataFrame(records),
             scorers=make_scorers(offline, k, judge, guard),

@@ -129,7 +129,13 @@ class RagPipeline:
         return self._retrieve(self.query(question, k, where))
 
     def _retrieve(self, query: Query) -> list[RetrievedChunk]:
-        vector = self.embedder.embed([query.question])[0] if self.retriever.needs_vector else None
+        vector = None
+        if self.retriever.needs_vector:
+            with span("rag.embed_query", EMBEDDING) as embedding:
+                if is_tracing_enabled():
+                    embedding.set_inputs({"texts": [content(query.question)]})
+                vector = self.embedder.embed([query.question])[0]
+                embedding.set_attribute("model", self.config.embedding.model)
         return self.retriever.retrieve(query.question, vector, query.k, query.filter)
 
     def answer(

@@ -16,12 +16,20 @@ A caller can choose the tracer for one piece of work without touching the global
 (``use_tracer``): the server traces a sampled request and not the next, and a pyfunc
 ``predict`` traces its own call, through a context variable that follows the work into the
 threads it is copied to (``contextvars.copy_context().run``).
+
+``RecordingTracer`` is the cheap tracer for a request path: each span is a plain
+``SpanRecord`` (name, type, parent, start/end ns, the inputs, outputs and attributes as given,
+no copies, no JSON), and the finished trace, root first, goes to a ``sink`` that turns it into
+whatever the backend wants off the request path (``rag_model.packaging.trace_export``). What a
+span is given must not be changed afterwards: the records hold references, read later.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -102,6 +110,105 @@ class NullTracer:
         return _NULL_CONTEXT
 
 
+class SpanRecord:
+    """One span as plain data (a ``Span``): what ``RecordingTracer`` hands to its sink."""
+
+    __slots__ = (
+        "name",
+        "span_type",
+        "parent",
+        "start_ns",
+        "end_ns",
+        "inputs",
+        "outputs",
+        "attributes",
+        "error",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        span_type: str,
+        parent: int | None,
+        inputs: Mapping[str, Any] | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> None:
+        self.name, self.span_type, self.parent = name, span_type, parent  # parent: its index
+        self.start_ns = self.end_ns = 0
+        self.inputs: dict[str, Any] = dict(inputs) if inputs else {}
+        self.outputs: Any = None
+        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        # (exception type, message, formatted traceback) when the span's block raised
+        self.error: tuple[str, str, str] | None = None
+
+    def set_inputs(self, inputs: Mapping[str, Any]) -> None:
+        self.inputs.update(inputs)
+
+    def set_outputs(self, outputs: Any) -> None:
+        self.outputs = outputs
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+
+# the trace being recorded in this context: (its spans so far, the index of the open span)
+_recording: ContextVar[tuple[list[SpanRecord], int] | None] = ContextVar(
+    "rag_recording", default=None
+)
+
+
+class _Recorded(AbstractContextManager):
+    """The ``with`` block of one recorded span (a class: cheaper than a generator)."""
+
+    __slots__ = ("_tracer", "_record", "_spans", "_token")
+
+    def __init__(self, tracer: RecordingTracer, record: SpanRecord) -> None:
+        self._tracer, self._record = tracer, record
+
+    def __enter__(self) -> SpanRecord:
+        current = _recording.get()
+        spans = current[0] if current is not None else []
+        self._record.parent = current[1] if current is not None else None
+        spans.append(self._record)
+        self._spans = spans
+        self._token = _recording.set((spans, len(spans) - 1))
+        self._record.start_ns = time.time_ns()
+        return self._record
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        record = self._record
+        record.end_ns = time.time_ns()
+        if error is not None:
+            record.error = (
+                kind.__name__,
+                str(error),
+                "".join(traceback.format_exception(error)).strip(),
+            )
+        _recording.reset(self._token)
+        if record.parent is None:  # the root closed: the trace is complete
+            self._tracer.sink(self._spans)
+
+
+class RecordingTracer:
+    """A ``Tracer`` that records spans as ``SpanRecord`` and gives each trace to ``sink``.
+
+    ``sink`` is called in the thread that closed the root span, with the spans root first in
+    start order; it should only hand them on (a queue), never do the backend's work there.
+    """
+
+    def __init__(self, sink: Callable[[list[SpanRecord]], None]) -> None:
+        self.sink = sink
+
+    def trace(
+        self,
+        name: str,
+        span_type: str,
+        inputs: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> AbstractContextManager[Span]:
+        return _Recorded(self, SpanRecord(name, span_type, None, inputs, attributes))
+
+
 class _State:
     tracer: Tracer | None = None  # None: tracing off (the fast path)
     content: bool = True
@@ -135,6 +242,11 @@ def use_tracer(tracer: Tracer | None, content: bool = True) -> Iterator[None]:
 def _current() -> tuple[Tracer | None, bool]:
     override = _override.get()
     return override if override is not None else (_state.tracer, _state.content)
+
+
+def current_tracer() -> Tracer | None:
+    """The tracer spans made now go to (None: tracing is off here)."""
+    return _current()[0]
 
 
 def is_tracing_enabled() -> bool:

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from rag_model import query as contract
+from rag_model import tracing
 from rag_model.packaging.rows import predict_rows
 from rag_model.pipeline import Answer
 from serving import shadow, strict_json
@@ -156,7 +157,10 @@ def answer_questions(
             if len(questions) > 1:  # one encoder call and one Chroma query for all
                 return model.pipeline.answer_many(questions, k, where)
             if model.batcher is not None:  # gathered with other requests' questions
-                return [model.batcher.submit((questions[0], k, where))]
+                # a sampled request's tracer goes along: the batch is answered in another thread
+                tracer = tracing.current_tracer()
+                content = tracing.is_content_tracing_enabled()
+                return [model.batcher.submit((questions[0], k, where, tracer, content))]
             return [model.pipeline.answer(questions[0], k=k, where=where)]
         finally:
             model.exit()

@@ -14,10 +14,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
+from rag_model import tracing
 from rag_model.pipeline import Answer, RagPipeline
 
 Item = TypeVar("Item")
@@ -118,28 +120,52 @@ class MicroBatcher(Generic[Item, Result]):
             return exc
 
 
-Query = tuple[str, "int | None", "Mapping[str, Any] | None"]
+# (question, k, filter) or (question, k, filter, the request's RecordingTracer or None,
+# whether content tracing is on for it)
+Query = tuple[Any, ...]
 
 
 def answer_batch(pipeline: RagPipeline) -> Callable[[list[Query]], list[Answer]]:
-    """A ``run_batch`` for /v1/query: (question, k, filter) items -> answers, in order.
+    """A ``run_batch`` for /v1/query: (question, k, filter[, tracer]) items -> answers, in order.
 
-    Items with the same k and filter are answered together by ``pipeline.answer_many``.
+    Items with the same k and filter are answered together by ``pipeline.answer_many``. When
+    some of them come from sampled requests (a ``RecordingTracer`` as fourth element), the
+    call is recorded once and each of those requests gets its own trace out of it
+    (``serving.tracing.split_batch``): its question, its answer, the shared steps.
     """
 
     def run(items: list[Query]) -> list[Answer]:
         groups: dict[str, list[int]] = {}
-        for position, (_, k, where) in enumerate(items):
-            key = json.dumps([k, where], sort_keys=True, default=str)
+        for position, item in enumerate(items):
+            key = json.dumps([item[1], item[2]], sort_keys=True, default=str)
             groups.setdefault(key, []).append(position)
         answers: list[Answer | None] = [None] * len(items)
         for positions in groups.values():
-            _, k, where = items[positions[0]]
+            _, k, where = items[positions[0]][:3]
             questions = [items[position][0] for position in positions]
-            for position, answer in zip(
-                positions, pipeline.answer_many(questions, k, where), strict=True
-            ):
+            tracers = [items[p][3] if len(items[p]) > 3 else None for p in positions]
+            content = all(items[p][4] for p in positions if len(items[p]) > 4)
+            with _traced(tracers, content):
+                found = pipeline.answer_many(questions, k, where)
+            for position, answer in zip(positions, found, strict=True):
                 answers[position] = answer
         return answers  # type: ignore[return-value] - every position was filled
 
     return run
+
+
+def _traced(tracers: list[Any], content: bool) -> AbstractContextManager[None]:
+    """Record the group's call when any of its requests is sampled; else trace nothing."""
+    tracers = [t if isinstance(t, tracing.RecordingTracer) else None for t in tracers]
+    if not any(tracers):
+        return tracing.use_tracer(None)
+    from serving.tracing import split_batch
+
+    count = len(tracers)
+
+    def sink(spans: list[tracing.SpanRecord]) -> None:
+        for position, tracer in enumerate(tracers):
+            if tracer is not None:
+                tracer.sink(split_batch(spans, position, count))
+
+    return tracing.use_tracer(tracing.RecordingTracer(sink), content)

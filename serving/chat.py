@@ -29,8 +29,18 @@ from serving.schemas import (
     validate,
 )
 from serving.scopes import scoped
+from serving.tracing import StreamTrace, stream_trace
 
 chat = Blueprint("chat", __name__)
+
+
+def _traced_pieces(trace: StreamTrace, pieces: Iterator[str]) -> Iterator[str]:
+    """The generator's pieces, each made inside the request's trace."""
+    while True:
+        try:
+            yield trace.run(next, pieces)
+        except StopIteration:
+            return
 
 
 @chat.get("/v1/models")
@@ -86,6 +96,7 @@ def chat_completions() -> Response:
     turns = user_turns(body.messages)
     k = check_k(body.k)
     where = scoped(body.filter)  # the API key's scope ANDed in
+    trace: StreamTrace | None = None
     with served() as model:
         if model.name and body.model not in (model.name, f"{model.name}@{model.alias}"):
             raise ApiError(
@@ -101,6 +112,8 @@ def chat_completions() -> Response:
         if not body.stream:
             (answer,) = answer_questions(model, [question], k, where)
             shadow.offer([answer], k, where, model)
+        else:  # sampled: the trace runs on while the answer streams (serving/tracing.py)
+            trace = stream_trace(question, k, where)
     completion_id = f"chatcmpl-{g.request_id}"
     created = int(time.time())
     if not body.stream:
@@ -124,9 +137,15 @@ def chat_completions() -> Response:
 
     model.enter()  # held until the stream ends, even if the alias moves meanwhile
     try:
-        sources, pieces = model.pipeline.answer_stream(question, k=k, where=where)
-    except BaseException:
+        if trace is None:
+            sources, pieces = model.pipeline.answer_stream(question, k=k, where=where)
+        else:
+            sources, pieces = trace.run(model.pipeline.answer_stream, question, k, where)
+            trace.generating(model.pipeline.generator, sources)
+    except BaseException as exc:
         model.exit()
+        if trace is not None:
+            trace.finish("", [], exc)
         raise
     source_rows = [source.to_dict() for source in sources]
 
@@ -142,16 +161,25 @@ def chat_completions() -> Response:
             }
             return f"data: {json.dumps(data)}\n\n"
 
+        streamed: list[str] = []
+        stopped: BaseException | None = None
         try:
             yield chunk({"role": "assistant", "content": ""})
-            for piece in pieces:
+            for piece in pieces if trace is None else _traced_pieces(trace, pieces):
+                streamed.append(piece)
                 yield chunk({"content": piece})
             yield chunk({}, "stop", sources=source_rows)
         except GenerationError as exc:  # headers are sent: report in the stream, as OpenAI does
+            stopped = exc
             error = {"error": {"code": "generation_failed", "message": str(exc)}}
             yield f"data: {json.dumps(error)}\n\n"
+        except BaseException as exc:  # the client went away (GeneratorExit) or worse
+            stopped = exc
+            raise
         finally:
             model.exit()
+            if trace is not None:
+                trace.finish("".join(streamed), [s["id"] for s in source_rows], stopped)
         yield "data: [DONE]\n\n"
 
     return Response(

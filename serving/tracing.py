@@ -1,19 +1,23 @@
 """Served traces: which requests are traced, what each trace carries, and what export lost.
 
-A share ``RAG_TRACE_SAMPLE_RATIO`` of the requests to ``/v1/query``, ``/v1/query/batch`` and
-``/invocations`` is answered under ``rag_model.packaging.mlflow_tracer.MlflowTracer``: one
-MLflow trace per request (the pipeline's span tree, ``docs/tracing.md``), tagged with
+A share ``RAG_TRACE_SAMPLE_RATIO`` of the requests to ``/v1/query`` (micro-batched or not),
+``/v1/query/batch``, ``/invocations`` and ``/v1/chat/completions`` (streamed or not) is traced:
+one MLflow trace per request (the pipeline's span tree, ``docs/tracing.md``), tagged with
 ``rag.source=serving``, the model's name, version, alias and run id, the serving instance and,
 with named API keys, ``rag.api_key_name``; linked to the version's LoggedModel (so
 ``mlflow.search_traces(model_id=...)`` finds it) and to the request by ``client_request_id`` =
 its ``X-Request-ID``. Traces go to ``RAG_TRACE_EXPERIMENT`` or else the run's own experiment.
 
-MLflow exports them from a background queue (``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING``, on by
-default): a request never waits for the tracking server. What the queue could not send is
-counted in ``/metrics`` (``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed
-export (tracking server down: MLflow logs a warning and gives up) or a full queue (MLflow drops
-the trace). Counting needs two private attributes of MLflow's exporter (``_client``,
-``_async_queue``); ``instrument_exporter`` says so in the log if a new MLflow moves them.
+A sampled request only records plain span data (``rag_model.tracing.RecordingTracer``: names,
+types, times, the inputs and outputs as given) and queues the finished trace; the worker's
+exporter thread (``rag_model.packaging.trace_export.TraceExporter``) builds the MLflow trace
+and writes it, several per transaction when they queue up. A request never waits for the
+tracking server. What could not be written is counted in ``/metrics``
+(``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed write (tracking server down
+or refusing; logged) or a full queue (``trace_export.QUEUE_SIZE`` traces waiting: dropped).
+Where MLflow's OTLP settings send traces to an OpenTelemetry collector, sampled requests are
+traced with live MLflow spans instead (``MlflowTracer``: MLflow's exporter does the sending, its
+outcomes are not counted, and micro-batched requests are not traced).
 
 With a ratio of 0 (or no ``MLFLOW_TRACKING_URI``), MLflow is never imported by a worker.
 
@@ -24,6 +28,7 @@ out; a request answered by another worker (or replica) is unknown here and answe
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import random
@@ -39,12 +44,17 @@ from flask import Flask, current_app, g, request
 from prometheus_client import Counter
 
 from rag_model import tracing
+from rag_model.tracing import SpanRecord
 from serving.settings import Settings
 
 logger = logging.getLogger("serving")
 
-# the routes whose answers are traced (chat streams its answer after the route returns)
-TRACED_ENDPOINTS = frozenset({"api.query", "api.query_batch", "api.invocations"})
+# the routes whose answers are traced
+TRACED_ENDPOINTS = frozenset(
+    {"api.query", "api.query_batch", "api.invocations", "chat.chat_completions"}
+)
+_ONE_QUESTION = frozenset({"api.query", "chat.chat_completions"})  # may hit the answer cache
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 RECENT_REQUESTS = 10_000  # request ids per worker remembered for feedback's 409
 
 TRACED = Counter("rag_traces_total", "requests answered under a trace", ["sampled"])
@@ -98,21 +108,24 @@ class ServedTracing:
                 "RAG_TRACE_SAMPLE_RATIO is %g but MLFLOW_TRACKING_URI is not set: no traces",
                 self.ratio,
             )
+        # an OpenTelemetry collector set up through MLflow's OTLP settings receives what MLflow's
+        # own exporter sends: then sampled requests are traced with live MLflow spans
+        self.live = any(os.environ.get(name) for name in OTLP_ENDPOINTS)
+        self._live_tracer: Any = None
         self.recent = RecentRequests()
         self.experiment_ids: set[str] = set()  # every experiment this worker traced into
         self._targets: dict[tuple[Any, ...], TraceTarget | None] = {}
-        self._tracer: Any = None
-        self._instrumented = False
+        self._exporter: Any = None
         self._lock = threading.Lock()
         self._random = rng or random.Random()
 
-    def tracer(self) -> Any:
-        """The MLflow tracer (MLflow imported on first use)."""
-        if self._tracer is None:
-            from rag_model.packaging.mlflow_tracer import MlflowTracer
+    def exporter(self) -> Any:
+        """This worker's ``TraceExporter`` (MLflow imported on first use)."""
+        if self._exporter is None:
+            from rag_model.packaging.trace_export import TraceExporter
 
-            self._tracer = MlflowTracer()
-        return self._tracer
+            self._exporter = TraceExporter(on_outcome=lambda o: EXPORTS.labels(o).inc())
+        return self._exporter
 
     def prepare(self, model: Any) -> TraceTarget | None:
         """Resolve where ``model``'s traces go (experiment, LoggedModel); None: not traced.
@@ -159,8 +172,8 @@ class ServedTracing:
             experiment_id = client.get_run(model.run_id).info.experiment_id
         else:
             raise ValueError("the version has no run id; set RAG_TRACE_EXPERIMENT")
-        self.tracer()
-        self.instrument_exporter()
+        if not self.live:
+            self.exporter()
         return TraceTarget(experiment_id, model_id)
 
     def target(self, model: Any) -> TraceTarget | None:
@@ -175,12 +188,8 @@ class ServedTracing:
             return
         request_id = g.get("request_id", "")
         target = self.target(model)
-        # micro-batched /v1/query requests share one pipeline call in the batcher's thread
-        batched = request.endpoint == "api.query" and model.batcher is not None
         if target is None:
             reason = "the trace experiment of its version could not be resolved (see the log)"
-        elif batched:
-            reason = "it was micro-batched with other requests (RAG_BATCH_WAIT_MS > 0)"
         elif self._random.random() >= self.ratio:
             reason = f"it was sampled out (RAG_TRACE_SAMPLE_RATIO is {self.ratio:g})"
         else:
@@ -192,7 +201,7 @@ class ServedTracing:
         if not sampled:
             yield
             return
-        from rag_model.packaging.mlflow_tracer import TraceContext, trace_context
+        from rag_model.packaging.mlflow_tracer import TraceContext
 
         tags = {
             "rag.source": "serving",
@@ -201,6 +210,7 @@ class ServedTracing:
             "rag.alias": str(model.alias or ""),
             "rag.run_id": str(model.run_id or ""),
             "rag.instance": self.instance,
+            "rag.route": request.path,
         }
         key_name = getattr(g, "rag_key_name", None)
         if key_name:
@@ -210,71 +220,18 @@ class ServedTracing:
             client_request_id=request_id or None,
             model_id=target.model_id,  # type: ignore[union-attr]
             experiment_id=target.experiment_id,  # type: ignore[union-attr]
-            attributes={"cache_hit": False} if request.endpoint == "api.query" else {},
+            attributes={"cache_hit": False} if request.endpoint in _ONE_QUESTION else {},
         )
-        with tracing.use_tracer(self.tracer(), self.content), trace_context(context):
-            yield
+        if self.live:
+            from rag_model.packaging.mlflow_tracer import MlflowTracer, trace_context
 
-    def instrument_exporter(self) -> None:
-        """Count MLflow's export outcomes (once, after the first trace made its exporter)."""
-        if self._instrumented:
+            self._live_tracer = self._live_tracer or MlflowTracer()
+            with tracing.use_tracer(self._live_tracer, self.content), trace_context(context):
+                yield
             return
-        self._instrumented = True
-        try:
-            count_exports()
-        except Exception as exc:  # never a request's problem
-            logger.warning(
-                "trace export outcomes are not counted (%s: %s)", type(exc).__name__, exc
-            )
-
-
-def count_exports() -> None:
-    """Wrap MLflow's trace exporter so /metrics counts what it sent, failed and dropped.
-
-    Also makes it write each trace once (see below).
-
-    Raises:
-        RuntimeError: MLflow's exporter no longer has the attributes this relies on.
-    """
-    from mlflow.tracing.provider import _get_trace_exporter, _get_tracer
-
-    _get_tracer(__name__)  # sets MLflow's tracer provider and exporter up now, not at a request
-    exporter = _get_trace_exporter()
-    client = getattr(exporter, "_client", None)
-    if client is None or not hasattr(client, "start_trace"):
-        raise RuntimeError(f"unexpected MLflow trace exporter {type(exporter).__name__}")
-    start_trace = client.start_trace
-
-    def counted_start_trace(*args: Any, **kwargs: Any) -> Any:
-        try:
-            info = start_trace(*args, **kwargs)
-        except Exception:
-            EXPORTS.labels("failed").inc()  # MLflow logs it and drops the trace
-            raise
-        EXPORTS.labels("ok").inc()
-        return info
-
-    client.start_trace = counted_start_trace
-    # One write per trace instead of one per span batch: with span rows, MLflow 3.17 logs the
-    # spans of a trace as they end (log_spans) besides the trace itself, ~50 ms of CPU per trace
-    # against ~10 ms for the trace with its spans as one artifact (SQLite store, 2-core box;
-    # bench/README.md). The UI, search_traces, feedback and model_id links work the same;
-    # searching by span attributes needs span rows.
-    if hasattr(exporter, "_store_supports_log_spans"):
-        exporter._store_supports_log_spans = False
-    queue = getattr(exporter, "_async_queue", None)
-    if queue is None:  # MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false: export blocks the request
-        logger.warning("MLflow exports traces synchronously: requests wait for the server")
-        return
-    put = queue.put
-
-    def counted_put(task: Any) -> None:
-        handler = getattr(getattr(task, "handler", None), "__name__", "")
-        if handler == "_log_trace" and queue._queue.full():
-            EXPORTS.labels("dropped").inc()  # MLflow discards it without raising
-        put(task)
-
-    queue.put = counted_put
+        tracer = tracing.RecordingTracer(self.exporter().sink(context))
+        with tracing.use_tracer(tracer, self.content):
+            yield
 
 
 def logged_model_id(source: str | None) -> str | None:
@@ -318,3 +275,115 @@ def trace_cached_answer(question: str, k: int | None, where: Any, result: dict) 
                 "citations": list(result.get("citations") or []),
             }
         )
+
+
+def stream_trace(question: str, k: int | None, where: Any) -> StreamTrace | None:
+    """A streamed chat answer's trace, if this request is sampled (call inside ``served()``)."""
+    if not g.get("rag_traced") or not tracing.is_tracing_enabled():
+        return None
+    return StreamTrace(contextvars.copy_context(), question, k, where)
+
+
+class StreamTrace:
+    """The trace of an answer streamed after its route returned.
+
+    The request's tracing context is copied while the route runs, and every traced step runs
+    in that copy (``Context.run``): ``rag.answer`` is opened before retrieval and closed when
+    the stream ends (finished, failed or abandoned by the client), with ``rag.generate``
+    around the streamed pieces.
+    """
+
+    def __init__(self, context: contextvars.Context, question: str, k: int | None, where: Any):
+        self.context = context
+        self._root = context.run(tracing.span, "rag.answer", tracing.CHAIN)
+        root = context.run(self._root.__enter__)
+        root.set_attribute("stream", True)
+        root.set_attribute("cache_hit", False)
+        inputs = {"question": question, "k": k, "filter": where}
+        self._inputs = context.run(_with_content, inputs)
+        root.set_inputs(self._inputs)
+        self._span = root
+        self._generate: Any = None
+
+    def run(self, work: Any, *args: Any) -> Any:
+        """``work(*args)`` inside the trace."""
+        return self.context.run(work, *args)
+
+    def generating(self, generator: Any, sources: list[Any]) -> None:
+        """Open ``rag.generate`` (the pieces are made while the stream is read)."""
+        self._generate = self.context.run(tracing.span, "rag.generate", generator.span_type)
+        span = self.context.run(self._generate.__enter__)
+        span.set_attribute("stream", True)
+        span.set_inputs(
+            {"question": self._inputs["question"], "context_ids": [s.id for s in sources]}
+        )
+        self._generating = span
+
+    def finish(self, text: str, citations: list[str], error: BaseException | None) -> None:
+        """Close the spans with the streamed answer (``error``: why the stream stopped)."""
+        failure = (type(error), error, error.__traceback__) if error is not None else (None,) * 3
+        answer = self.context.run(tracing.content, text)
+        if self._generate is not None:
+            self._generating.set_outputs({"answer": answer, "citations": citations})
+            self.context.run(self._generate.__exit__, *failure)
+        self._span.set_outputs({"answer": answer, "citations": citations})
+        self.context.run(self._root.__exit__, *failure)
+
+
+def _with_content(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {**inputs, "question": tracing.content(inputs["question"])}
+
+
+def split_batch(spans: list[SpanRecord], position: int, count: int) -> list[SpanRecord]:
+    """One request's trace out of the trace of a micro-batch of ``count`` questions.
+
+    The batch's ``rag.answer`` becomes this request's: its question, its answer, the batch's
+    timing and ``batch_size``. The shared steps (embedding, the Chroma query) stay, with their
+    per-question lists cut to this question's; of the steps made once per question (BM25,
+    fusion, generation) only this question's stay.
+    """
+    if count == 1:
+        spans[0].attributes["batch_size"] = 1
+        return spans
+    occurrences: dict[tuple[int | None, str], list[int]] = {}
+    for index, record in enumerate(spans):
+        occurrences.setdefault((record.parent, record.name), []).append(index)
+    dropped: set[int] = set()
+    for indexes in occurrences.values():
+        if len(indexes) == count:  # one per question: keep this question's
+            dropped.update(i for n, i in enumerate(indexes) if n != position)
+    kept: dict[int, int] = {}
+    out: list[SpanRecord] = []
+    for index, record in enumerate(spans):
+        if index in dropped or (record.parent is not None and record.parent not in kept):
+            continue
+        copy = SpanRecord(
+            record.name,
+            record.span_type,
+            None if record.parent is None else kept[record.parent],
+            {
+                key: _one(value, position, count) if key in _PER_QUESTION_INPUTS else value
+                for key, value in record.inputs.items()
+            },
+            record.attributes,
+        )
+        copy.start_ns, copy.end_ns, copy.error = record.start_ns, record.end_ns, record.error
+        copy.outputs = _one(record.outputs, position, count, lists_only=index != 0)
+        kept[index] = len(out)
+        out.append(copy)
+    root = out[0]
+    if "questions" in root.inputs:
+        root.inputs = {"question": root.inputs.pop("questions"), **root.inputs}
+    root.attributes["batch_size"] = count
+    return out
+
+
+_PER_QUESTION_INPUTS = frozenset({"questions", "texts", "query"})  # one item per question
+
+
+def _one(value: Any, position: int, count: int, lists_only: bool = False) -> Any:
+    """``value[position]`` when ``value`` is a list of one item per question, else ``value``."""
+    if isinstance(value, list) and len(value) == count:
+        if not lists_only or all(isinstance(item, list) for item in value):
+            return value[position]
+    return value

@@ -187,3 +187,57 @@ def test_off_is_a_shared_no_op() -> None:
     with first as span:
         span.set_outputs({"anything": 1})
         assert span is tracing.NULL_SPAN
+
+
+def test_the_core_recording_tracer_hands_each_finished_trace_to_its_sink_once(
+    hybrid_pipeline: RagPipeline,
+) -> None:
+    traces: list[list[tracing.SpanRecord]] = []
+    with tracing.use_tracer(tracing.RecordingTracer(traces.append)):
+        answer = hybrid_pipeline.answer("What is oxygen?", k=2)
+        assert traces and len(traces) == 1  # handed over when the root closed
+        hybrid_pipeline.answer("Who built the bridge?", k=2)
+
+    assert len(traces) == 2
+    spans = traces[0]
+    names = [s.name for s in spans]
+    assert [
+        (s.name, s.span_type, names[s.parent] if s.parent is not None else None) for s in spans
+    ] == [
+        ("rag.answer", "CHAIN", None),
+        ("rag.embed_query", "EMBEDDING", "rag.answer"),
+        ("rag.retrieve", "RETRIEVER", "rag.answer"),
+        ("rag.retrieve.dense", "RETRIEVER", "rag.retrieve"),
+        ("rag.retrieve.lexical", "RETRIEVER", "rag.retrieve"),
+        ("rag.retrieve.fuse", "RERANKER", "rag.retrieve"),
+        ("rag.generate", "CHAIN", "rag.answer"),
+    ]
+    root = spans[0]
+    assert root.inputs == {"question": "What is oxygen?", "k": 2, "filter": None}
+    assert root.outputs["answer"] == answer.answer
+    for span in spans:  # each step inside its parent's time
+        assert 0 < span.start_ns <= span.end_ns
+        if span.parent is not None:
+            parent = spans[span.parent]
+            assert parent.start_ns <= span.start_ns <= span.end_ns <= parent.end_ns
+    assert spans[3].attributes["fetch_k"] >= 2
+    assert traces[1][0].inputs["question"] == "Who built the bridge?"
+
+
+def test_the_core_recording_tracer_records_errors_with_the_exception(
+    hybrid_pipeline: RagPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("index went away")
+
+    monkeypatch.setattr(hybrid_pipeline.retriever.index, "query_many", broken)
+    traces: list[list[tracing.SpanRecord]] = []
+    with tracing.use_tracer(tracing.RecordingTracer(traces.append)), pytest.raises(RuntimeError):
+        hybrid_pipeline.answer("What is oxygen?")
+    (spans,) = traces
+    by_name = {s.name: s for s in spans}
+    kind, message, stack = by_name["rag.retrieve.dense"].error  # type: ignore[misc]
+    assert (kind, message) == ("RuntimeError", "index went away")
+    assert "broken" in stack
+    assert by_name["rag.answer"].error is not None
+    assert by_name["rag.embed_query"].error is None

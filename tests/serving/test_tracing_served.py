@@ -171,6 +171,37 @@ def test_a_served_request_is_one_trace_with_the_span_tree_tags_and_model(stack: 
     assert cached.data.spans[0].attributes["cache_hit"] is True
 
 
+def test_a_streamed_chat_answer_is_traced_until_its_stream_ends(stack: Stack) -> None:
+    body = {
+        "model": NAME,
+        "messages": [{"role": "user", "content": "Who discovered oxygen?"}],
+        "stream": True,
+    }
+    response = requests.post(
+        f"{stack.server.url}/v1/chat/completions",
+        json=body,
+        headers={"X-Request-ID": "trace-chat-1"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    events = [line[6:] for line in response.text.split("\n\n") if line]
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1])
+
+    trace = stack.trace_of("trace-chat-1")
+    assert [s.name for s in trace.data.spans] == [
+        "rag.answer",
+        "rag.embed_query",
+        "rag.retrieve",
+        "rag.retrieve.dense",
+        "rag.retrieve.lexical",
+        "rag.retrieve.fuse",
+        "rag.generate",
+    ]
+    root = trace.data.spans[0]
+    assert root.outputs["answer"] == text and root.attributes["stream"] is True
+    assert trace.info.tags["rag.route"] == "/v1/chat/completions"
+
+
 def feedback(stack: Stack, body: dict[str, Any]) -> requests.Response:
     return requests.post(f"{stack.server.url}/v1/feedback", json=body, timeout=60)
 

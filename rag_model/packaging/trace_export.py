@@ -1,0 +1,399 @@
+"""Recorded traces written to MLflow off the request path: one background exporter per process.
+
+The server answers a sampled request under ``rag_model.tracing.RecordingTracer``: the request
+thread only records plain span data (``SpanRecord``) and puts the finished trace on a bounded
+queue (``TraceExporter.submit``; a full queue drops it, counted). One background thread per
+process builds what MLflow stores from the records and writes it:
+
+- the trace's spans as the JSON document MLflow's ``Span.to_dict`` gives (same ids, attributes,
+  ``mlflow.spanInputs`` / ``mlflow.spanOutputs``, span types, log levels, exception events), so
+  the UI, ``mlflow.get_trace`` and ``search_traces`` read it like any MLflow trace;
+- its ``TraceInfo`` (tags, ``client_request_id``, the LoggedModel's ``mlflow.modelId``, request
+  and response previews, token usage, size stats) with ``TracingClient.start_trace``, then the
+  span document to the trace's artifact location: one store write and one file per trace.
+
+This skips MLflow's live-span machinery (OpenTelemetry spans, the in-memory trace manager, the
+span processor, ``Document`` objects, serialising every attribute as it is set and again for the
+size stats): what it cost in CPU per trace is in ``docs/tracing.md`` (``bench/trace_cpu.py``).
+Traces are written once and never updated, as before; feedback finds them by
+``client_request_id``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rag_model.packaging.mlflow_tracer import CHAT_USAGE, TraceContext
+from rag_model.tracing import SpanRecord
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000  # traces waiting for the exporter thread; beyond it they are dropped
+# traces written in one SQLite transaction when that many wait: 7.3 -> 4.0 ms of CPU per trace
+# at 20 (bench/trace_cpu.py), and one disk sync instead of 20
+BATCH = 32
+# seconds the exporter waits after a trace for others to write with it: a trace alone costs
+# about 5 ms of CPU, one of 32 in a transaction about 3.5 (bench/trace_cpu.py); traces become
+# visible that much later (feedback waits up to 3 s for one)
+LINGER = 0.5
+EXPERIMENT_TTL = 10.0  # seconds a trace experiment read by the exporter is trusted
+EXIT_FLUSH = 5.0  # seconds a stopping process waits for its queued traces to be written
+_TRACE_FILE = "traces.json"  # mlflow.tracing.constant.TRACE_DATA_FILE_NAME
+_PREVIEW_CHARS = 250  # mlflow.tracing.constant.MAX_CHARS_IN_TRACE_INFO_METADATA
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+_STATUS_OK = {"code": "STATUS_CODE_OK", "message": ""}
+
+# an export's outcome: "ok", "failed" (the store refused or was unreachable) or "dropped"
+Outcome = Callable[[str], None]
+
+
+class TraceExporter:
+    """A bounded queue of recorded traces and the thread that writes them to MLflow."""
+
+    def __init__(
+        self,
+        capacity: int = QUEUE_SIZE,
+        on_outcome: Outcome | None = None,
+        linger: float = LINGER,
+    ) -> None:
+        self.capacity = capacity
+        self.linger = linger
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self._queue: queue.Queue[tuple[TraceContext, list[SpanRecord]]] = queue.Queue(capacity)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._writer: _Writer | None = None
+
+    def sink(self, context: TraceContext) -> Callable[[list[SpanRecord]], None]:
+        """What a ``RecordingTracer`` for one request calls with its finished trace."""
+        return lambda spans: self.submit(context, spans)
+
+    def submit(self, context: TraceContext, spans: list[SpanRecord]) -> None:
+        """Queue one trace (the request thread's only tracing work); dropped when full."""
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait((context, spans))
+        except queue.Full:
+            self.on_outcome("dropped")
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued trace is written (tests, shutdown); False on timeout."""
+        done = threading.Event()
+        waiter = threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True)
+        waiter.start()
+        return done.wait(timeout)
+
+    def _ensure_thread(self) -> None:
+        # one thread per process: a gunicorn worker forked from a master that had one starts
+        # its own (threads do not survive fork)
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="rag-trace-export", daemon=True
+                )
+                self._thread.start()
+                # a stopping worker writes what is queued, for EXIT_FLUSH seconds at most
+                atexit.register(self.flush, EXIT_FLUSH)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]  # then what comes within LINGER, up to BATCH
+            deadline = time.monotonic() + self.linger
+            while len(batch) < BATCH:
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining > 0:
+                        batch.append(self._queue.get(timeout=remaining))
+                    else:
+                        batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if self._writer is None:
+                    self._writer = _Writer()
+                outcomes = self._writer.write_many(batch)
+            except Exception as exc:  # never the request's problem: counted and logged
+                outcomes = [exc] * len(batch)
+            for outcome in outcomes:
+                if outcome is None:
+                    self.on_outcome("ok")
+                else:
+                    self.on_outcome("failed")
+                    logger.warning("trace not exported (%s: %s)", type(outcome).__name__, outcome)
+            for _ in batch:
+                self._queue.task_done()
+
+
+class _Writer:
+    """Builds and writes traces with MLflow's client (imported in the exporter thread)."""
+
+    def __init__(self) -> None:
+        from mlflow.tracing.client import TracingClient
+        from mlflow.tracing.utils import TraceJSONEncoder
+        from mlflow.tracing.utils.environment import resolve_env_metadata
+
+        self.client = TracingClient()
+        self.encoder = TraceJSONEncoder(ensure_ascii=False)
+        self.environment = dict(resolve_env_metadata())
+        self._levels: dict[str, str] = {}
+        self.batches = _BatchingStore.over(self.client.store)
+
+    def write_many(
+        self, traces: Sequence[tuple[TraceContext, Sequence[SpanRecord]]]
+    ) -> list[Exception | None]:
+        """Write ``traces``; per trace None (written) or why not."""
+        built: list[tuple[Any, str] | Exception] = []
+        for context, spans in traces:
+            try:
+                built.append(self.build(context, spans))
+            except Exception as exc:
+                built.append(exc)
+        infos: list[Any] = [None] * len(built)
+        ready = [i for i, item in enumerate(built) if not isinstance(item, Exception)]
+        if self.batches is not None and len(ready) > 1:
+            try:  # one transaction; if any trace fails, each is tried on its own below
+                with self.batches.transaction():
+                    for i in ready:
+                        infos[i] = self.batches.store.start_trace(built[i][0])  # type: ignore[index]
+            except Exception:
+                infos = [None] * len(built)
+        outcomes: list[Exception | None] = []
+        for i, item in enumerate(built):
+            if isinstance(item, Exception):
+                outcomes.append(item)
+                continue
+            try:
+                returned = infos[i] or self.client.start_trace(item[0])
+                self._upload(returned, item[1])
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    def write(self, context: TraceContext, spans: Sequence[SpanRecord]) -> None:
+        """Write one trace (raises what the store raised)."""
+        outcome = self.write_many([(context, spans)])[0]
+        if outcome is not None:
+            raise outcome
+
+    def _upload(self, info: Any, data: str) -> None:
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+        repository = self.client._get_artifact_repo_for_trace(info)
+        if type(repository) is LocalArtifactRepository:  # what upload_trace_data does, minus
+            directory = repository.artifact_dir  # a temporary file, its copy and an rmdir
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, _TRACE_FILE), "w", encoding="utf-8") as out:
+                out.write(data)
+        else:
+            repository.upload_trace_data(data)
+
+    def build(self, context: TraceContext, spans: Sequence[SpanRecord]) -> tuple[Any, str]:
+        """The ``TraceInfo`` and span JSON document of one recorded trace."""
+        from mlflow.entities import TraceInfo, TraceLocation, TraceState
+        from mlflow.tracing.utils.truncation import _get_truncated_preview
+
+        dumps = self.encoder.encode
+        otel_trace_id = random.getrandbits(128) or 1
+        trace_id = f"tr-{otel_trace_id:032x}"
+        trace_id_b64 = _b64(otel_trace_id.to_bytes(16, "big"))
+        quoted_id = dumps(trace_id)
+        span_ids = [_b64(random.getrandbits(64).to_bytes(8, "big")) for _ in spans]
+        root = spans[0]
+        usage = dict.fromkeys(_USAGE_KEYS, 0)
+        used = False
+        documents: list[str] = []
+        root_inputs = root_outputs = None
+        for index, record in enumerate(spans):
+            attributes: dict[str, str] = {"mlflow.traceRequestId": quoted_id}
+            if index == 0 and context.experiment_id:
+                attributes["mlflow.experimentId"] = dumps(context.experiment_id)
+            attributes["mlflow.spanType"] = dumps(record.span_type)
+            given = {**context.attributes, **record.attributes} if index == 0 else record.attributes
+            for key, value in given.items():
+                if key == "token_usage":  # MLflow sums these over the trace and shows them
+                    key = CHAT_USAGE
+                    if isinstance(value, dict):
+                        used = True
+                        for name in _USAGE_KEYS:
+                            usage[name] += int(value.get(name) or 0)
+                attributes[key] = dumps(value)
+            if record.inputs:
+                attributes["mlflow.spanInputs"] = dumps(record.inputs)
+            if record.outputs is not None:
+                attributes["mlflow.spanOutputs"] = dumps(record.outputs)
+            if index == 0:
+                root_inputs = attributes.get("mlflow.spanInputs")
+                root_outputs = attributes.get("mlflow.spanOutputs")
+            attributes["mlflow.spanLogLevel"] = self._level(record)
+            events: list[dict[str, Any]] = []
+            status = _STATUS_OK
+            if record.error is not None:
+                kind, message, stack = record.error
+                status = {"code": "STATUS_CODE_ERROR", "message": f"{kind}: {message}"}
+                events.append(
+                    {
+                        "name": "exception",
+                        "time_unix_nano": record.end_ns,
+                        "attributes": {
+                            "exception.type": kind,
+                            "exception.message": message,
+                            "exception.stacktrace": stack,
+                        },
+                    }
+                )
+            documents.append(
+                dumps(
+                    {
+                        "trace_id": trace_id_b64,
+                        "span_id": span_ids[index],
+                        "parent_span_id": None
+                        if record.parent is None
+                        else span_ids[record.parent],
+                        "name": record.name,
+                        "start_time_unix_nano": record.start_ns,
+                        "end_time_unix_nano": record.end_ns,
+                        "events": events,
+                        "status": status,
+                        "attributes": attributes,
+                        "links": [],
+                    }
+                )
+            )
+        data = '{"spans": [' + ", ".join(documents) + "]}"
+        sizes = sorted(len(document.encode()) for document in documents)
+        metadata = {
+            **self.environment,
+            "mlflow.trace_schema.version": "3",
+            "mlflow.traceInputs": _truncate(root_inputs),
+            "mlflow.traceOutputs": _truncate(root_outputs),
+            "mlflow.trace.sizeBytes": str(len(data.encode())),
+            "mlflow.trace.sizeStats": json.dumps(
+                {
+                    "total_size_bytes": len(data.encode()),
+                    "num_spans": len(sizes),
+                    "max": sizes[-1],
+                    "p25": sizes[len(sizes) // 4],
+                    "p50": sizes[len(sizes) // 2],
+                    "p75": sizes[3 * len(sizes) // 4],
+                }
+            ),
+        }
+        if used:
+            metadata["mlflow.trace.tokenUsage"] = json.dumps(usage)
+        if context.model_id:
+            metadata["mlflow.modelId"] = context.model_id
+        info = TraceInfo(
+            trace_id=trace_id,
+            trace_location=TraceLocation.from_experiment_id(context.experiment_id),
+            request_time=root.start_ns // 1_000_000,
+            execution_duration=(root.end_ns - root.start_ns) // 1_000_000,
+            state=TraceState.ERROR if root.error is not None else TraceState.OK,
+            request_preview=_get_truncated_preview(root_inputs, role="user"),
+            response_preview=_get_truncated_preview(root_outputs, role="assistant"),
+            client_request_id=context.client_request_id,
+            trace_metadata=metadata,
+            tags={**context.tags, "mlflow.traceName": root.name},
+        )
+        return info, data
+
+    def _level(self, record: SpanRecord) -> str:
+        if record.error is not None:
+            from mlflow.entities.span_log_level import SpanLogLevel
+
+            return str(int(SpanLogLevel.ERROR))
+        level = self._levels.get(record.span_type)
+        if level is None:
+            from mlflow.tracing.utils.default_log_level import default_log_level_for_span_type
+
+            level = str(int(default_log_level_for_span_type(record.span_type)))
+            self._levels[record.span_type] = level
+        return level
+
+
+class _BatchingStore:
+    """A private SQLite/SQL store whose writes inside ``transaction()`` share one session.
+
+    ``SqlAlchemyStore.start_trace`` opens, commits and closes a session per trace (with its
+    PRAGMAs, an experiment read and a disk sync); inside ``transaction`` every session it asks
+    for is the same one, committed once at the end. Private to the exporter thread, so no other
+    caller of the process's store ever shares that session, or its experiment cache.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._maker = store.ManagedSessionMaker
+        self._session: Any = None
+        store.ManagedSessionMaker = self._managed_session
+        # start_trace reads the experiment (to refuse a deleted one) for every trace: a third
+        # of its CPU; read once per EXPERIMENT_TTL seconds instead
+        self._get_experiment = store.get_experiment
+        self._experiments: dict[str, tuple[float, Any]] = {}
+        store.get_experiment = self._cached_experiment
+
+    def _cached_experiment(self, experiment_id: str) -> Any:
+        now = time.monotonic()
+        cached = self._experiments.get(experiment_id)
+        if cached is None or now - cached[0] > EXPERIMENT_TTL:
+            cached = (now, self._get_experiment(experiment_id))
+            self._experiments[experiment_id] = cached
+        return cached[1]
+
+    @classmethod
+    def over(cls, shared: Any) -> _BatchingStore | None:
+        """One over a new store like ``shared`` (a plain SqlAlchemyStore), else None."""
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        if type(shared) is not SqlAlchemyStore or getattr(shared, "read_engine", None):
+            return None
+        try:
+            return cls(SqlAlchemyStore(shared.db_uri, shared.artifact_root_uri))
+        except Exception as exc:  # one trace per transaction then
+            logger.warning("traces are written one per transaction (%s)", exc)
+            return None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._maker(read_only=False) as session:
+            self._session = session
+            try:
+                yield
+            finally:
+                self._session = None
+
+    @contextmanager
+    def _managed_session(self, read_only: bool = True) -> Iterator[Any]:
+        if self._session is not None:
+            yield self._session
+        else:
+            with self._maker(read_only=read_only) as session:
+                yield session
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.b64encode(raw).decode()
+
+
+def _truncate(value: str | None) -> str:
+    if not value:
+        return ""
+    if len(value) > _PREVIEW_CHARS:
+        return value[: _PREVIEW_CHARS - 3] + "..."
+    return value

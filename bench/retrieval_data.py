@@ -49,10 +49,10 @@ class Benchmark:
     qrels: dict[str, dict[str, int]]  # query id -> {document id: relevance}
 
 
-def load_scifact(folder: Path) -> Benchmark:
-    """SciFact (BEIR): the 5,183 abstracts and the 300 test queries that have judgements."""
+def read_split(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A BEIR folder's queries that ``qrels/<split>.tsv`` judges, and those judgements."""
     qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+    for line in (folder / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
         query, doc, score = line.split("\t")
         qrels.setdefault(query, {})[doc] = int(score)
     queries = {}
@@ -60,6 +60,12 @@ def load_scifact(folder: Path) -> Benchmark:
         record = json.loads(line)
         if record["_id"] in qrels:
             queries[record["_id"]] = record["text"]
+    return queries, qrels
+
+
+def load_scifact(folder: Path) -> Benchmark:
+    """SciFact (BEIR): the 5,183 abstracts and the 300 test queries that have judgements."""
+    queries, qrels = read_split(folder, "test")
     return Benchmark("scifact", load_documents(folder / "corpus.jsonl"), queries, qrels)
 
 

@@ -16,7 +16,6 @@ search); bm25 = the product's BM25 over chunks, or bm25s variants (method, k1, b
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bench.retrieval_data import cached_embedder, embed_in_slices, evaluate_run, shared_data
+from bench.retrieval_data import (
+    cached_embedder,
+    embed_in_slices,
+    evaluate_run,
+    read_split,
+    shared_data,
+)
 from rag_model.chunking import chunk_documents
 from rag_model.config import RagConfig
 from rag_model.ingestion import load_documents
@@ -32,20 +37,6 @@ from rag_model.lexical import _stemmer
 from rag_model.sentences import split_sentences
 
 Signal = dict[int, float]  # chunk row -> score, the top ``fetch`` of one side
-
-
-def read_split(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """The queries and judgements of one qrels file."""
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
-        query, doc, score = line.split("\t")
-        qrels.setdefault(query, {})[doc] = int(score)
-    queries = {}
-    for line in (folder / "queries.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if record["_id"] in qrels:
-            queries[record["_id"]] = record["text"]
-    return queries, qrels
 
 
 def top(scores: np.ndarray, k: int) -> Signal:

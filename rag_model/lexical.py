@@ -20,13 +20,15 @@ BM25_DIR = "bm25"
 IDS_FILE = "chunk_ids.json"
 
 
+@functools.cache
 def _bm25s():  # noqa: ANN202 - the bm25s module
     import logging
 
     import bm25s
 
     # bm25s sets its logger to DEBUG at import; once anything (absl, via rouge_score) configures
-    # the root handler, every index build would print a DEBUG line
+    # the root handler, every index build would print a DEBUG line. Once per process: setLevel
+    # clears every logger's cache, about 0.35 ms, which per query was 3% of an answer's CPU
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
 
@@ -98,12 +100,31 @@ class Bm25Index:
         tokens = _tokenize([text])
         if not tokens.vocab:
             return []  # only stopwords or punctuation: nothing to match
-        k = min(k, len(self.ids))
-        documents, scores = self._retriever.retrieve(
-            tokens, k=k, show_progress=False, weight_mask=mask
-        )
-        return [
-            (self.ids[int(doc)], float(score))
-            for doc, score in zip(documents[0], scores[0], strict=True)
-            if score > 0
-        ]
+        scores = self.scores(tokens, mask)
+        return [(self.ids[int(doc)], float(scores[doc])) for doc in best(scores, k)]
+
+    def scores(self, tokens: object, mask: np.ndarray | None = None) -> np.ndarray:
+        """Every chunk's BM25 score for one tokenized query (0 where no word matched).
+
+        ``BM25.retrieve`` is not used: it builds progress bars even when hidden (~0.4 ms per
+        query) and ranks with ``best``'s slow case.
+        """
+        retriever = self._retriever
+        words = _bm25s().tokenization.convert_tokenized_to_string_list(tokens)[0]
+        ids = retriever.get_tokens_ids(words)  # words the corpus never had are left out
+        if not ids:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return retriever.get_scores_from_ids(ids, weight_mask=mask)
+
+
+def best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest positive ``scores``, best first; ties by position.
+
+    Only chunks that matched a word are ranked: ``np.argpartition`` over every chunk's score
+    (bm25s's top-k) slows down about twentyfold on an array that is mostly zeros, which is what
+    any query's scores are (22 ms against 1 ms at 100k chunks, numpy 2.4).
+    """
+    matched = np.flatnonzero(scores > 0)
+    if len(matched) > k:
+        matched = matched[np.argpartition(scores[matched], -k)[-k:]]
+    return matched[np.lexsort((matched, -scores[matched]))]

@@ -2,6 +2,7 @@
 
 Usage: python -m bench.tracing_overhead [--seconds 15] [--repeats 3] [--clients 16]
                                         [--ratios 0,0.1,1.0] [--paragraphs 2000] [--quick]
+                                        [--tracking sqlite|server]
 
 The default-config model over the first ``--paragraphs`` SQuAD v1.1 dev paragraphs (the build
 ``bench/serving_vs_mlflow.py`` caches, under .rag-model/bench-cache) is registered in a fresh
@@ -13,10 +14,18 @@ warmed up on questions never measured (the first traces set MLflow up), then dri
 ``--clients`` closed-loop clients for ``--seconds`` with unique SQuAD questions (no answer-cache
 hits). Prints per ratio the medians of req/s, p50 and p99 and their ratios to the untraced
 server, and the traces exported, failed and dropped read from ``/metrics`` after each run.
+
+``--tracking server`` is the team setup: a ``mlflow server`` (2 workers, the same SQLite file,
+span files through its ``mlflow-artifacts`` proxy) receives the traces over HTTP, so the store's
+inserts run in another process. It shares this host's two cores with the served model (there is
+no second host here), so req/s still pays for them; the server CPU column counts the serving
+processes only, which is what a serving host pays when the tracking server runs elsewhere, and
+a further column gives the tracking server's CPU per trace.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -58,6 +67,7 @@ class Run:
     p99: float
     errors: int
     cpu_ms: float  # CPU of the server's whole process tree per answered request
+    tracking_cpu_ms: float = float("nan")  # the tracking server's CPU per exported trace
     exports: dict[str, float] = field(default_factory=dict)
     load_average: float = float("nan")
 
@@ -106,8 +116,8 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
     lines = [
         f"| RAG_TRACE_SAMPLE_RATIO | req/s at {clients} clients | vs off | p50 ms | p99 ms "
         "| p99 vs off | server CPU ms / request | vs off | traces exported / failed / dropped "
-        "| req/s target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tracking server CPU ms / trace | req/s target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ratio in ratios:
         chosen = [r for r in runs if r.ratio == ratio]
@@ -115,6 +125,7 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
         p99 = _median([r.p99 for r in chosen])
         cpu = _median([r.cpu_ms for r in chosen])
         sent = {k: sum(r.exports.get(k, 0.0) for r in chosen) for k in ("ok", "failed", "dropped")}
+        tracking = _median([r.tracking_cpu_ms for r in chosen if not math.isnan(r.tracking_cpu_ms)])
         rates = ", ".join(f"{r.rate:.1f}" for r in chosen)
         overhead = 1 - rate / base_rate if base_rate else float("nan")
         target = TARGETS.get(ratio)
@@ -126,7 +137,8 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
             f"{'—' if ratio == 0 else f'{-overhead:+.1%}'} | {p50:.0f} | {p99:.0f} | "
             f"{'—' if ratio == 0 else f'{p99 / base_p99 - 1:+.1%}'} | {cpu:.1f} | "
             f"{'—' if ratio == 0 else f'{cpu / base_cpu - 1:+.1%}'} | "
-            f"{sent['ok']:.0f} / {sent['failed']:.0f} / {sent['dropped']:.0f} | {verdict} |"
+            f"{sent['ok']:.0f} / {sent['failed']:.0f} / {sent['dropped']:.0f} | "
+            f"{'—' if tracking != tracking else f'{tracking:.1f}'} | {verdict} |"
         )
     if 1.0 in ratios and base_cpu == base_cpu:
         per_trace = _median([r.cpu_ms for r in runs if r.ratio == 1.0]) - base_cpu
@@ -155,6 +167,13 @@ def table(runs: list[Run], ratios: list[float], clients: int) -> list[str]:
 @click.option("--warm-up-seconds", type=float, default=15.0, show_default=True)
 @click.option("--cache", default=".rag-model/bench-cache", show_default=True)
 @click.option("--quick", is_flag=True, help="a 200-paragraph smoke run")
+@click.option(
+    "--tracking",
+    type=click.Choice(["sqlite", "server"]),
+    default="sqlite",
+    show_default=True,
+    help="traces to the SQLite file in each worker, or to a `mlflow server` over HTTP",
+)
 def main(
     seconds: float | None,
     repeats: int | None,
@@ -165,6 +184,7 @@ def main(
     warm_up_seconds: float,
     cache: str,
     quick: bool,
+    tracking: str,
 ) -> None:
     """Serve the default-config model at each ratio, alternating, and print the overhead."""
     defaults = QUICK if quick else FULL
@@ -190,41 +210,57 @@ def main(
     config = RagConfig()
     say("building the default-config model (cached for later runs) ...")
     snapshot, stats = cached_product_build(config, corpus.product_file, Path(cache))
-    tracking = f"sqlite:///{work / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(tracking)
-    os.environ["MLFLOW_TRACKING_URI"] = tracking
+    store = f"sqlite:///{work / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    os.environ["MLFLOW_TRACKING_URI"] = store
     experiment = mlflow.create_experiment("bench", artifact_location=(work / "mlruns").as_uri())
     mlflow.set_experiment(experiment_id=experiment)
     uri = register_product(config, snapshot)
 
     env = {key: value for key, value in shell_env.items() if key not in THREAD_VARIABLES}
-    env.update(
-        MLFLOW_TRACKING_URI=tracking, MLFLOW_REGISTRY_URI=tracking, PYTHONPATH=str(Path.cwd())
-    )
+    env.update(MLFLOW_TRACKING_URI=store, MLFLOW_REGISTRY_URI=store, PYTHONPATH=str(Path.cwd()))
+    tracker = None
+    if tracking == "server":
+        tracker, address = _tracking_server(store, work)
+        from mlflow import MlflowClient
+
+        MlflowClient(address).create_experiment("served-traces")  # mlflow-artifacts: location
+        env.update(
+            MLFLOW_TRACKING_URI=address,
+            MLFLOW_REGISTRY_URI=address,
+            RAG_TRACE_EXPERIMENT="served-traces",
+        )
     keys = {f"{ratio:g}": ratio for ratio in chosen}
     order = run_order(list(keys), repeats)
     say(f"{len(order)} runs of about {seconds + warm_up_seconds + 20:.0f} s; logs in {work}")
     warm_up = question_stream(corpus.questions[-WARM_UP_QUESTIONS:])
     runs = []
-    for number, (repeat, key) in enumerate(order, 1):
-        ratio = keys[key]
-        server = make_server("a", uri, workers, {**env, "RAG_TRACE_SAMPLE_RATIO": str(ratio)})
-        say(f"run {number}/{len(order)}: ratio {ratio:g} ...")
-        run = _run(
-            server,
-            ratio,
-            repeat,
-            clients,
-            seconds,
-            warm_up,
-            measured,
-            work,
-            workers,
-            warm_up_seconds,
-        )
-        say(f"  {run.rate:.1f} req/s, p99 {run.p99:.0f} ms, exports {run.exports}")
-        runs.append(run)
+    try:
+        for number, (repeat, key) in enumerate(order, 1):
+            ratio = keys[key]
+            server = make_server("a", uri, workers, {**env, "RAG_TRACE_SAMPLE_RATIO": str(ratio)})
+            say(f"run {number}/{len(order)}: ratio {ratio:g} ...")
+            run = _run(
+                server,
+                ratio,
+                repeat,
+                clients,
+                seconds,
+                warm_up,
+                measured,
+                work,
+                workers,
+                warm_up_seconds,
+                tracker,
+            )
+            say(f"  {run.rate:.1f} req/s, p99 {run.p99:.0f} ms, exports {run.exports}")
+            runs.append(run)
+    finally:
+        if tracker is not None:
+            from bench.loadgen import stop
+
+            stop(tracker)
 
     settings = {
         "paragraphs": paragraphs,
@@ -234,6 +270,9 @@ def main(
         "workers": workers,
         "warm-up s": warm_up_seconds,
         "chunks": stats["chunks"],
+        "traces to": "a `mlflow server` (2 workers) on this host over HTTP"
+        if tracking == "server"
+        else "the SQLite file, from each worker",
     }
     command = " ".join(["python -m bench.tracing_overhead", *sys.argv[1:]])
     click.echo(f"`{command}`\n")
@@ -252,6 +291,7 @@ def _run(
     work: Path,
     workers: int,
     warm_up_seconds: float,
+    tracker: Any = None,
 ) -> Run:
     """Start, warm, load and read /metrics of one server (as ``run_trial``, plus the exports)."""
     import subprocess
@@ -276,11 +316,14 @@ def _run(
             wait_first_answer(port, server.path, server.body(next(warm_up)), process, started)
             run_load(port, server.path, server.body, warm_up, 2 * workers, warm_up_seconds)
             before, cpu = exports(port), tree_cpu_seconds(process.pid)
+            tracking_cpu = tree_cpu_seconds(tracker.pid) if tracker is not None else 0.0
             load = run_load(
                 port, server.path, server.body, question_stream(measured), clients, seconds
             )
             time.sleep(1.0)  # the last traces leave the queue (their CPU is counted)
             cpu = tree_cpu_seconds(process.pid) - cpu
+            if tracker is not None:
+                tracking_cpu = tree_cpu_seconds(tracker.pid) - tracking_cpu
             after = exports(port)
             assert get_status(port, "/ready") == 200
         except Exception as exc:
@@ -289,7 +332,9 @@ def _run(
             raise click.ClickException(message) from exc
         finally:
             stop(process)
+    sent = after.get("ok", 0.0) - before.get("ok", 0.0)
     return Run(
+        tracking_cpu_ms=tracking_cpu * 1000 / sent if tracker and sent else float("nan"),
         ratio=ratio,
         rate=load.rate,
         p50=load.percentile(0.5),
@@ -299,6 +344,35 @@ def _run(
         exports={k: after.get(k, 0.0) - before.get(k, 0.0) for k in after},
         load_average=os.getloadavg()[0],
     )
+
+
+def _tracking_server(store: str, work: Path) -> tuple[Any, str]:
+    """A ``mlflow server`` over ``store`` with proxied artifacts; (process, its http address)."""
+    import subprocess
+
+    from bench.loadgen import get_status
+    from bench.serving_vs_mlflow import free_port
+
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("mlflow")), "server"]
+    command += ["--backend-store-uri", store, "--artifacts-destination", str(work / "served")]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    log = (work / "tracking-server.log").open("wb")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if get_status(port, "/health") == 200:
+                return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    process.kill()
+    raise click.ClickException(f"the tracking server did not start; see {work}/tracking-server.log")
 
 
 if __name__ == "__main__":

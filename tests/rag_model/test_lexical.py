@@ -38,18 +38,15 @@ def assert_same_ranking(index: Bm25Index, got, text: str, k: int, mask=None) -> 
     assert all(every[chunk] == score for chunk, score in got)
     scores = [score for _, score in got]
     assert scores == sorted(scores, reverse=True)
-    ties = [chunk for chunk, _ in got]
-    for a, b in zip(got, got[1:]):  # equal scores in chunk order
+    for a, b in zip(got, got[1:], strict=False):  # equal scores in chunk order
         if a[1] == b[1]:
-            assert index.ids.index(a[0]) < index.ids.index(b[0]), ties
+            assert index.ids.index(a[0]) < index.ids.index(b[0]), got
 
 
 def random_corpus(rng: np.random.Generator, size: int) -> list[Chunk]:
     words = [f"word{n}" for n in range(60)]  # few words: many ties and long postings
-    return [
-        Chunk(id=f"c{i}", document_id=f"d{i}", text=" ".join(rng.choice(words, rng.integers(3, 40))))
-        for i in range(size)
-    ]
+    texts = [" ".join(rng.choice(words, rng.integers(3, 40))) for _ in range(size)]
+    return [Chunk(id=f"c{i}", document_id=f"d{i}", text=text) for i, text in enumerate(texts)]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

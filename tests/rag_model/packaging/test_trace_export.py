@@ -214,3 +214,66 @@ def _wait(condition: Any, timeout: float = 10) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def _rows(store: Any, trace_id: str) -> dict[str, Any]:
+    """The trace's rows in the store's three trace tables, its own id replaced by ``ID``."""
+    from mlflow.store.tracking.dbmodels.models import SqlTraceInfo, SqlTraceMetadata, SqlTraceTag
+    from sqlalchemy import select
+
+    def plain(value: Any) -> Any:
+        return value.replace(trace_id, "ID") if isinstance(value, str) else value
+
+    with store.engine.connect() as connection:
+        (info,) = connection.execute(
+            select(SqlTraceInfo.__table__).where(SqlTraceInfo.request_id == trace_id)
+        ).mappings()
+        rows: dict[str, Any] = {"info": {k: plain(v) for k, v in info.items()}}
+        for name, table in (("tags", SqlTraceTag), ("metadata", SqlTraceMetadata)):
+            found = connection.execute(
+                select(table.key, table.value).where(table.request_id == trace_id)
+            )
+            rows[name] = {key: plain(value) for key, value in found}
+    return rows
+
+
+def test_bulk_inserted_rows_are_the_rows_start_trace_writes(
+    pipeline: RagPipeline, experiment: str
+) -> None:
+    recorded: list[list[tracing.SpanRecord]] = []
+    with tracing.use_tracer(tracing.RecordingTracer(recorded.append)):
+        pipeline.answer("Why is the sky blue?", k=2)
+    writer = trace_export._Writer()
+    assert writer.batches is not None  # a SQLite store: the bulk path
+    bulk, _ = writer.build(context(experiment, "same"), recorded[0])
+    single, _ = writer.build(context(experiment, "same"), recorded[0])
+    with writer.batches.transaction():
+        writer.batches.insert([bulk])
+    writer.client.start_trace(single)
+
+    store = writer.batches.store
+    assert _rows(store, bulk.trace_id) == _rows(store, single.trace_id)
+    assert _rows(store, bulk.trace_id)["metadata"]["mlflow.trace_schema.version"] == "3"
+
+
+def test_a_batch_with_a_trace_the_store_refuses_writes_the_others(
+    pipeline: RagPipeline, experiment: str
+) -> None:
+    recorded: list[list[tracing.SpanRecord]] = []
+    with tracing.use_tracer(tracing.RecordingTracer(recorded.append)):
+        for number in range(3):
+            pipeline.answer(f"Where do rivers start? ({number})", k=2)
+    deleted = mlflow.create_experiment("deleted-before-export")
+    mlflow.delete_experiment(deleted)
+    writer = trace_export._Writer()
+    outcomes = writer.write_many(
+        [
+            (context(experiment, "kept-0"), recorded[0]),
+            (context(deleted, "refused"), recorded[1]),
+            (context(experiment, "kept-1"), recorded[2]),
+        ]
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert "must be in the 'active' state" in str(outcomes[1])
+    for request_id in ("kept-0", "kept-1"):
+        assert len(trace_of(experiment, request_id).data.spans) == 7

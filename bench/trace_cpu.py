@@ -1,7 +1,7 @@
 """CPU per served trace, no server: the request thread's share and the whole process's.
 
 Usage: python -m bench.trace_cpu [--answers 300] [--repeats 3] [--modes off,mlflow,recorded]
-                                 [--store-dir DIR] [--profile MODE]
+                                 [--store-dir DIR] [--profile MODE] [--tracking-server]
 
 A hybrid pipeline (hash embedder, echo generator: no torch, so the tracing cost is not hidden
 in encoder noise) over the sample corpus answers ``--answers`` distinct questions (eval
@@ -13,7 +13,9 @@ trace in its thread). Traces go to a new SQLite store (on disk under ``--store-d
 the system temp directory, as the serving bench does). Prints per mode the medians over
 ``--repeats`` processes of the request thread's CPU and the process's CPU (export included,
 after flushing) per answer, and the difference to ``off``: the CPU one trace costs.
-``--profile MODE`` prints that mode's top cProfile entries instead.
+``--profile MODE`` prints that mode's top cProfile entries instead. ``--tracking-server``
+sends the traces to a ``mlflow server`` started for the run (over HTTP, span files through its
+artifact proxy) instead: the CPU is then this process's only, what a serving host pays.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 MODES = ("off", "mlflow", "recorded")
 
 
-def measure(mode: str, answers: int, store_dir: str, profile: bool) -> dict[str, float]:
+def measure(
+    mode: str, answers: int, store_dir: str, profile: bool, tracking_uri: str = ""
+) -> dict[str, float]:
     """One process's run of ``mode``: CPU ms per answer, request thread and whole process."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from rag_model import tracing
@@ -59,10 +63,15 @@ def measure(mode: str, answers: int, store_dir: str, profile: bool) -> dict[str,
     if mode != "off":
         import mlflow
 
-        uri = f"sqlite:///{work / 'mlflow.db'}"
+        uri = tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
         os.environ["MLFLOW_TRACKING_URI"] = uri
         mlflow.set_tracking_uri(uri)
-        experiment = mlflow.create_experiment("bench", artifact_location=(work / "art").as_uri())
+        if tracking_uri:  # the server's mlflow-artifacts: location
+            experiment = mlflow.create_experiment(f"bench-{work.name}")
+        else:
+            experiment = mlflow.create_experiment(
+                "bench", artifact_location=(work / "art").as_uri()
+            )
         from rag_model.packaging.mlflow_tracer import TraceContext, trace_context
 
         context = TraceContext(
@@ -130,6 +139,8 @@ def measure(mode: str, answers: int, store_dir: str, profile: bool) -> dict[str,
 @click.option("--store-dir", default=None, help="where the SQLite store goes [system temp]")
 @click.option("--profile", type=click.Choice(MODES), default=None)
 @click.option("--one", type=click.Choice(MODES), default=None, hidden=True)
+@click.option("--tracking-server", is_flag=True, help="traces to a `mlflow server` over HTTP")
+@click.option("--tracking-uri", default="", hidden=True)
 def main(
     answers: int,
     repeats: int,
@@ -137,13 +148,30 @@ def main(
     store_dir: str | None,
     profile: str | None,
     one: str | None,
+    tracking_server: bool,
+    tracking_uri: str,
 ) -> None:
     """Measure CPU per trace of each mode, each repeat in a fresh process."""
     store_dir = store_dir or tempfile.gettempdir()
     if one or profile:
-        result = measure(one or profile, answers, store_dir, profile is not None)  # type: ignore[arg-type]
+        result = measure(one or profile, answers, store_dir, profile is not None, tracking_uri)  # type: ignore[arg-type]
         click.echo(json.dumps(result))
         return
+    if tracking_server:
+        from bench.loadgen import stop
+        from bench.tracing_overhead import tracking_server
+
+        work = Path(tempfile.mkdtemp(prefix="rag-trace-cpu-server-", dir=store_dir))
+        server, tracking_uri = tracking_server(f"sqlite:///{work / 'mlflow.db'}", work)
+        try:
+            _compare(answers, repeats, modes, store_dir, tracking_uri)
+        finally:
+            stop(server)
+        return
+    _compare(answers, repeats, modes, store_dir, "")
+
+
+def _compare(answers: int, repeats: int, modes: str, store_dir: str, tracking_uri: str) -> None:
     chosen = modes.split(",")
     if "off" not in chosen:
         raise click.BadParameter("off must be among the modes", param_hint="--modes")
@@ -153,6 +181,7 @@ def main(
         for mode in chosen:  # interleaved, so load drifts hit every mode alike
             command = [sys.executable, "-m", "bench.trace_cpu", "--one", mode]
             command += ["--answers", str(answers), "--store-dir", store_dir]
+            command += ["--tracking-uri", tracking_uri] if tracking_uri else []
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results[mode].append(json.loads(out.strip().splitlines()[-1]))
     median = {
@@ -162,8 +191,9 @@ def main(
     off = median["off"]
     click.echo(f"`python -m bench.trace_cpu {' '.join(sys.argv[1:])}`\n")
     click.echo(
-        f"{answers} answers per process, medians of {repeats} processes per mode; store in "
-        f"{store_dir}; load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, "
+        f"{answers} answers per process, medians of {repeats} processes per mode; traces to "
+        f"{tracking_uri or 'a SQLite store in ' + store_dir}; load average at start "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, "
         f"{os.cpu_count()} CPUs\n"
     )
     click.echo(

@@ -222,7 +222,7 @@ def main(
     env.update(MLFLOW_TRACKING_URI=store, MLFLOW_REGISTRY_URI=store, PYTHONPATH=str(Path.cwd()))
     tracker = None
     if tracking == "server":
-        tracker, address = _tracking_server(store, work)
+        tracker, address = tracking_server(store, work)
         from mlflow import MlflowClient
 
         MlflowClient(address).create_experiment("served-traces")  # mlflow-artifacts: location
@@ -346,7 +346,7 @@ def _run(
     )
 
 
-def _tracking_server(store: str, work: Path) -> tuple[Any, str]:
+def tracking_server(store: str, work: Path) -> tuple[Any, str]:
     """A ``mlflow server`` over ``store`` with proxied artifacts; (process, its http address)."""
     import subprocess
 

@@ -40,9 +40,9 @@ from evaluation.runner import EvalResult, Judge, Prediction, Predictor, assemble
 from evaluation.scorers import make_scorers
 from rag_model.documents import RetrievedChunk
 from rag_model.errors import RagError
-from rag_model.packaging.mlflow_tracer import MlflowTracer
+from rag_model.packaging.mlflow_tracer import replay
 from rag_model.pipeline import Answer, RagPipeline
-from rag_model.tracing import use_tracer
+from rag_model.tracing import RecordingTracer, SpanRecord, use_tracer
 
 SOURCE_TAG = "rag.source"
 EVALUATION = "evaluation"
@@ -118,19 +118,21 @@ def make_predict_fn(
     MLflow records a failing ``predict_fn`` on the row and goes on; the error is also kept in
     ``failures`` so that the evaluation can raise it as it is (a ``QueryError`` stays one).
     """
-    tracer = MlflowTracer()
 
     @mlflow.trace(name="rag_evaluation_answer", span_type=SpanType.CHAIN)
     def predict(question: str) -> dict[str, Any]:
         if trace_tags is not None and trace_tags.get(question):
             # written with the trace: one write instead of one per tag afterwards
             mlflow.update_current_trace(tags=trace_tags[question].popleft())
+        recorded: list[list[SpanRecord]] = []
         with guard:
             try:
                 started = time.perf_counter()
-                # the pipeline's own spans (embed, retrieve with its steps, generate) nest
-                # under this trace, so the evaluation view shows how each answer was made
-                with use_tracer(tracer):
+                # the pipeline's own spans (embed, retrieve with its steps, generate) are
+                # recorded as plain data while it is timed, and become MLflow spans under this
+                # trace after: the latency is the answer's, without MLflow's span bookkeeping
+                # (live spans made the sample set's p50 16.9 ms against 6.2 ms untraced)
+                with use_tracer(RecordingTracer(recorded.append)):
                     answer = pipeline.answer(question, k=k)
                 latency = (time.perf_counter() - started) * 1000
                 # one more search for nDCG/MAP@10 (the question's vector is cached by now)
@@ -138,6 +140,9 @@ def make_predict_fn(
             except BaseException as exc:
                 failures.append(exc)
                 raise
+            finally:
+                for spans in recorded:  # the evaluation view shows how each answer was made
+                    replay(spans)
         ranking = [chunk.document_id for chunk in deep]
         return prediction_outputs(Prediction(answer, ranking, latency))
 

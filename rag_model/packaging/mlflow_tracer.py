@@ -22,7 +22,7 @@ scoring writes no traces unless asked to.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -129,6 +129,55 @@ class MlflowTracer:
             if context is not None:
                 _apply(live, context)
             yield MlflowSpan(live, span_type)
+
+
+def replay(spans: Sequence[tracing.SpanRecord]) -> None:
+    """Spans recorded by a ``RecordingTracer`` as MLflow spans under the active span.
+
+    Each keeps its own start and end time, inputs, outputs (retriever outputs as
+    ``Document``), attributes and error, as ``MlflowTracer`` would have made them live. The
+    evaluation records while it times an answer and replays after, so the latency it reports
+    is the pipeline's, not the pipeline's plus MLflow's span bookkeeping.
+    """
+    from mlflow.entities import SpanEvent, SpanStatus, SpanStatusCode
+
+    above = mlflow.get_current_active_span()
+    live: list[Any] = []
+    for record in spans:
+        attributes = {
+            (CHAT_USAGE if key == "token_usage" else key): value
+            for key, value in record.attributes.items()
+        }
+        live.append(
+            mlflow.start_span_no_context(
+                record.name,
+                span_type=record.span_type,
+                parent_span=above if record.parent is None else live[record.parent],
+                inputs=dict(record.inputs) if record.inputs else None,
+                attributes=attributes,
+                start_time_ns=record.start_ns,
+            )
+        )
+    for record, span in reversed(list(zip(spans, live, strict=True))):
+        status = SpanStatus(SpanStatusCode.OK)
+        if record.error is not None:
+            kind, message, stack = record.error
+            span.add_event(
+                SpanEvent(
+                    "exception",
+                    timestamp=record.end_ns,
+                    attributes={
+                        "exception.type": kind,
+                        "exception.message": message,
+                        "exception.stacktrace": stack,
+                    },
+                )
+            )
+            status = SpanStatus(SpanStatusCode.ERROR, f"{kind}: {message}")
+        outputs = record.outputs
+        if record.span_type in _DOCUMENT_SPANS:
+            outputs = as_documents(outputs)
+        span.end(outputs=outputs, status=status, end_time_ns=record.end_ns)
 
 
 def _experiment(experiment_id: str) -> Any:

@@ -15,9 +15,9 @@ and writes it, several per transaction when they queue up. A request never waits
 tracking server. What could not be written is counted in ``/metrics``
 (``rag_trace_exports_total{outcome="failed"|"dropped"}``): a failed write (tracking server down
 or refusing; logged) or a full queue (``trace_export.QUEUE_SIZE`` traces waiting: dropped).
-Where MLflow's OTLP settings send traces to an OpenTelemetry collector, sampled requests are
-traced with live MLflow spans instead (``MlflowTracer``: MLflow's exporter does the sending, its
-outcomes are not counted, and micro-batched requests are not traced).
+Where MLflow's OTLP settings name an OpenTelemetry collector, the exporter sends the same
+traces there (instead of the tracking server, or to both with
+``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT``), counted the same way.
 
 With a ratio of 0 (or no ``MLFLOW_TRACKING_URI``), MLflow is never imported by a worker.
 
@@ -54,7 +54,6 @@ TRACED_ENDPOINTS = frozenset(
     {"api.query", "api.query_batch", "api.invocations", "chat.chat_completions"}
 )
 _ONE_QUESTION = frozenset({"api.query", "chat.chat_completions"})  # may hit the answer cache
-OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 RECENT_REQUESTS = 10_000  # request ids per worker remembered for feedback's 409
 
 TRACED = Counter("rag_traces_total", "requests answered under a trace", ["sampled"])
@@ -108,10 +107,6 @@ class ServedTracing:
                 "RAG_TRACE_SAMPLE_RATIO is %g but MLFLOW_TRACKING_URI is not set: no traces",
                 self.ratio,
             )
-        # an OpenTelemetry collector set up through MLflow's OTLP settings receives what MLflow's
-        # own exporter sends: then sampled requests are traced with live MLflow spans
-        self.live = any(os.environ.get(name) for name in OTLP_ENDPOINTS)
-        self._live_tracer: Any = None
         self.recent = RecentRequests()
         self.experiment_ids: set[str] = set()  # every experiment this worker traced into
         self._targets: dict[tuple[Any, ...], TraceTarget | None] = {}
@@ -172,8 +167,7 @@ class ServedTracing:
             experiment_id = client.get_run(model.run_id).info.experiment_id
         else:
             raise ValueError("the version has no run id; set RAG_TRACE_EXPERIMENT")
-        if not self.live:
-            self.exporter()
+        self.exporter()
         return TraceTarget(experiment_id, model_id)
 
     def target(self, model: Any) -> TraceTarget | None:
@@ -222,13 +216,6 @@ class ServedTracing:
             experiment_id=target.experiment_id,  # type: ignore[union-attr]
             attributes={"cache_hit": False} if request.endpoint in _ONE_QUESTION else {},
         )
-        if self.live:
-            from rag_model.packaging.mlflow_tracer import MlflowTracer, trace_context
-
-            self._live_tracer = self._live_tracer or MlflowTracer()
-            with tracing.use_tracer(self._live_tracer, self.content), trace_context(context):
-                yield
-            return
         tracer = tracing.RecordingTracer(self.exporter().sink(context))
         with tracing.use_tracer(tracer, self.content):
             yield

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from rag_model.packaging.mlflow_tracer import CHAT_USAGE, TraceContext
 from rag_model.tracing import SpanRecord
@@ -139,6 +139,15 @@ class TraceExporter:
                 self._queue.task_done()
 
 
+class Built(NamedTuple):
+    """One recorded trace as MLflow stores it, and its spans for an OpenTelemetry collector."""
+
+    info: Any  # mlflow.entities.TraceInfo
+    data: str  # the span JSON document (the trace's traces.json)
+    trace_id: int  # the OpenTelemetry trace id
+    spans: list[tuple[int, int | None, dict[str, Any]]]  # (span id, parent id, span dict)
+
+
 class _Writer:
     """Builds and writes traces with MLflow's client (imported in the exporter thread)."""
 
@@ -151,27 +160,39 @@ class _Writer:
         self.encoder = TraceJSONEncoder(ensure_ascii=False)
         self.environment = dict(resolve_env_metadata())
         self._levels: dict[str, str] = {}
-        self.batches = _BatchingStore.over(self.client.store)
+        self.otlp = _OtlpTraces.from_env()
+        # with a collector set, MLflow sends it the traces instead of the tracking server,
+        # unless both are asked for; the same here
+        self.to_mlflow = self.otlp is None or _dual_export()
+        self.batches = _BatchingStore.over(self.client.store) if self.to_mlflow else None
         self.rest = _RestTraces.over(self.client.store, self.client.tracking_uri)
 
     def write_many(
         self, traces: Sequence[tuple[TraceContext, Sequence[SpanRecord]]]
     ) -> list[Exception | None]:
         """Write ``traces``; per trace None (written) or why not."""
-        built: list[tuple[Any, str] | Exception] = []
+        built: list[Built | Exception] = []
         for context, spans in traces:
             try:
                 built.append(self.build(context, spans))
             except Exception as exc:
                 built.append(exc)
+        collector: Exception | None = None
+        if self.otlp is not None:
+            try:  # one export call for the batch
+                self.otlp.export([item for item in built if not isinstance(item, Exception)])
+            except Exception as exc:
+                collector = exc
+        if not self.to_mlflow:
+            return [item if isinstance(item, Exception) else collector for item in built]
         infos: list[Any] = [None] * len(built)
         ready = [i for i, item in enumerate(built) if not isinstance(item, Exception)]
         if self.batches is not None and ready:
             try:  # one transaction; if any trace fails, each is tried on its own below
                 with self.batches.transaction():
-                    locations = self.batches.insert([built[i][0] for i in ready])  # type: ignore[index]
+                    locations = self.batches.insert([built[i].info for i in ready])  # type: ignore[union-attr]
                 for i, (key, value) in zip(ready, locations, strict=True):
-                    infos[i] = built[i][0]  # type: ignore[index]
+                    infos[i] = built[i].info  # type: ignore[union-attr]
                     infos[i].tags[key] = value  # committed: where its span file goes
             except Exception as exc:
                 logger.debug("batch insert failed, one trace at a time (%s)", exc)
@@ -183,15 +204,13 @@ class _Writer:
                 continue
             try:
                 if infos[i] is None and self.rest is not None:
-                    self.rest.write(*item)
-                    outcomes.append(None)
-                    continue
-                returned = infos[i] or self.client.start_trace(item[0])
-                self._upload(returned, item[1])
+                    self.rest.write(item.info, item.data)
+                else:
+                    self._upload(infos[i] or self.client.start_trace(item.info), item.data)
             except Exception as exc:
                 outcomes.append(exc)
             else:
-                outcomes.append(None)
+                outcomes.append(collector)  # written here; failed if the collector refused it
         return outcomes
 
     def write(self, context: TraceContext, spans: Sequence[SpanRecord]) -> None:
@@ -217,8 +236,8 @@ class _Writer:
         else:
             self.client._get_artifact_repo_for_trace(info).upload_trace_data(data)
 
-    def build(self, context: TraceContext, spans: Sequence[SpanRecord]) -> tuple[Any, str]:
-        """The ``TraceInfo`` and span JSON document of one recorded trace."""
+    def build(self, context: TraceContext, spans: Sequence[SpanRecord]) -> Built:
+        """The ``TraceInfo``, span JSON document and span dicts of one recorded trace."""
         from mlflow.entities import TraceInfo, TraceLocation, TraceState
         from mlflow.tracing.utils.truncation import _get_truncated_preview
 
@@ -227,11 +246,14 @@ class _Writer:
         trace_id = f"tr-{otel_trace_id:032x}"
         trace_id_b64 = _b64(otel_trace_id.to_bytes(16, "big"))
         quoted_id = dumps(trace_id)
-        span_ids = [_b64(random.getrandbits(64).to_bytes(8, "big")) for _ in spans]
+        numbers = [random.getrandbits(64) or 1 for _ in spans]
+        span_ids = [_b64(number.to_bytes(8, "big")) for number in numbers]
+        parents: list[int | None] = []
         root = spans[0]
         usage = dict.fromkeys(_USAGE_KEYS, 0)
         used = False
         documents: list[str] = []
+        dicts: list[dict[str, Any]] = []
         root_inputs = root_outputs = None
         for index, record in enumerate(spans):
             attributes: dict[str, str] = {"mlflow.traceRequestId": quoted_id}
@@ -271,24 +293,22 @@ class _Writer:
                         },
                     }
                 )
-            documents.append(
-                dumps(
-                    {
-                        "trace_id": trace_id_b64,
-                        "span_id": span_ids[index],
-                        "parent_span_id": None
-                        if record.parent is None
-                        else span_ids[record.parent],
-                        "name": record.name,
-                        "start_time_unix_nano": record.start_ns,
-                        "end_time_unix_nano": record.end_ns,
-                        "events": events,
-                        "status": status,
-                        "attributes": attributes,
-                        "links": [],
-                    }
-                )
+            dicts.append(
+                {
+                    "trace_id": trace_id_b64,
+                    "span_id": span_ids[index],
+                    "parent_span_id": None if record.parent is None else span_ids[record.parent],
+                    "name": record.name,
+                    "start_time_unix_nano": record.start_ns,
+                    "end_time_unix_nano": record.end_ns,
+                    "events": events,
+                    "status": status,
+                    "attributes": attributes,
+                    "links": [],
+                }
             )
+            documents.append(dumps(dicts[-1]))
+            parents.append(None if record.parent is None else numbers[record.parent])
         data = '{"spans": [' + ", ".join(documents) + "]}"
         sizes = sorted(len(document.encode()) for document in documents)
         metadata = {
@@ -324,7 +344,7 @@ class _Writer:
             trace_metadata=metadata,
             tags={**context.tags, "mlflow.traceName": root.name},
         )
-        return info, data
+        return Built(info, data, otel_trace_id, list(zip(numbers, parents, dicts, strict=True)))
 
     def _level(self, record: SpanRecord) -> str:
         if record.error is not None:
@@ -469,6 +489,76 @@ class _BatchingStore:
         else:
             with self._maker(read_only=read_only) as session:
                 yield session
+
+
+class _OtlpTraces:
+    """Recorded traces to an OpenTelemetry collector, with MLflow's OTLP settings.
+
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``), its protocol
+    and ``MLFLOW_ENABLE_OTLP_EXPORTER`` decide, through MLflow's own
+    ``mlflow.tracing.utils.otlp``, whether and how; each batch is one export call with the spans
+    MLflow's live tracer would have sent (its attributes, JSON values as MLflow writes them),
+    under the resource ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` describe.
+    """
+
+    def __init__(self) -> None:
+        from mlflow.tracing.utils.otlp import get_otlp_exporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self.exporter = get_otlp_exporter()
+        self.resource = Resource.create()
+        self.scope = InstrumentationScope("rag_model")
+
+    @classmethod
+    def from_env(cls) -> _OtlpTraces | None:
+        from mlflow.tracing.utils.otlp import should_use_otlp_exporter
+
+        return cls() if should_use_otlp_exporter() else None
+
+    def export(self, traces: Sequence[Built]) -> None:
+        """Send the spans of ``traces`` in one call (raises when the collector refuses them)."""
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+        sampled = TraceFlags(TraceFlags.SAMPLED)
+        spans = []
+        for trace in traces:
+            for number, parent, span in trace.spans:
+                error = span["status"]["code"] == "STATUS_CODE_ERROR"
+                spans.append(
+                    ReadableSpan(
+                        span["name"],
+                        context=SpanContext(trace.trace_id, number, False, sampled),
+                        parent=None
+                        if parent is None
+                        else SpanContext(trace.trace_id, parent, False, sampled),
+                        resource=self.resource,
+                        attributes=span["attributes"],
+                        events=[
+                            Event(e["name"], e["attributes"], e["time_unix_nano"])
+                            for e in span["events"]
+                        ],
+                        status=Status(StatusCode.ERROR, span["status"]["message"])
+                        if error
+                        else Status(StatusCode.OK),
+                        start_time=span["start_time_unix_nano"],
+                        end_time=span["end_time_unix_nano"],
+                        instrumentation_scope=self.scope,
+                    )
+                )
+        if spans and self.exporter.export(spans) is not SpanExportResult.SUCCESS:
+            raise RuntimeError(
+                f"the OpenTelemetry collector did not accept {len(traces)} traces (see the "
+                "OTLP exporter's log)"
+            )
+
+
+def _dual_export() -> bool:
+    from mlflow.environment_variables import MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT
+
+    return bool(MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT.get())
 
 
 class _RestTraces:

@@ -245,8 +245,8 @@ def test_bulk_inserted_rows_are_the_rows_start_trace_writes(
         pipeline.answer("Why is the sky blue?", k=2)
     writer = trace_export._Writer()
     assert writer.batches is not None  # a SQLite store: the bulk path
-    bulk, _ = writer.build(context(experiment, "same"), recorded[0])
-    single, _ = writer.build(context(experiment, "same"), recorded[0])
+    bulk = writer.build(context(experiment, "same"), recorded[0]).info
+    single = writer.build(context(experiment, "same"), recorded[0]).info
     with writer.batches.transaction():
         writer.batches.insert([bulk])
     writer.client.start_trace(single)

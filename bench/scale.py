@@ -98,10 +98,14 @@ def step_write(count: int, folder: Path) -> dict[str, float]:
     }
 
 
-def rss_now_mb() -> float:
-    """Current resident set size of this process, MB."""
+def rss_now_mb(kind: str = "VmRSS") -> float:
+    """Current resident memory of this process, MB (``VmRSS``, or a part of it).
+
+    ``RssAnon`` is the private part; ``RssFile`` the file pages (memory-mapped files, shared
+    through the page cache with every process that maps them).
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{kind}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -218,6 +222,7 @@ def step_load(folder: Path, queries: int) -> dict[str, float]:
         lexical.query(" ".join(words[n * 3 : n * 3 + 3]), k=4)
         sparse.append((time.perf_counter() - started) * 1000)
     worker_rss = rss_mb()
+    private, mapped = rss_now_mb("RssAnon"), rss_now_mb("RssFile")
     # a hot swap: a new version of the same size opened beside the served one, as a worker's
     # watcher does (verify, host copy, open, first query); the old one is released after
     clone = hardlinked_clone(folder, folder.parent / "swap-version")
@@ -249,6 +254,8 @@ def step_load(folder: Path, queries: int) -> dict[str, float]:
         "bm25_p50_ms": float(np.percentile(sparse, 50)),
         "bm25_p99_ms": float(np.percentile(sparse, 99)),
         "worker_rss_mb": worker_rss,
+        "worker_rss_anon_mb": private,
+        "worker_rss_file_mb": mapped,
         "swap_load_s": swap,
         "swap_rss_delta_mb": swap_rss,
         "swap_disk_mb": swap_disk,
@@ -318,6 +325,8 @@ LOAD_COLUMNS = [
     ("BM25 p50 ms", "bm25_p50_ms"),
     ("BM25 p99 ms", "bm25_p99_ms"),
     ("worker peak RSS MB", "worker_rss_mb"),
+    ("of it private MB", "worker_rss_anon_mb"),
+    ("of it shared file pages MB", "worker_rss_file_mb"),
     ("hot swap load s", "swap_load_s"),
     ("hot swap +RSS MB", "swap_rss_delta_mb"),
     ("hot swap disk MB", "swap_disk_mb"),

@@ -4,7 +4,7 @@ Usage: python -m bench.spark_driver_memory [--texts 100000] [--cache/--no-cache]
        [--baseline CHECKOUT]
 
 Builds a synthetic corpus of ``--texts`` one-chunk documents (five sentences of twelve words
-each, from a 5,000-word vocabulary) with ``rag_spark.indexing.build_snapshot_on_spark`` on
+each from a 5,000-word vocabulary, plus the document's number: every text is unique) with ``rag_spark.indexing.build_snapshot_on_spark`` on
 ``local[2]``, 2 partitions, the hash embedder (the bench is about the driver, not the model:
 MiniLM would take hours for 100k chunks on 2 cores) and the default config otherwise, so the
 snapshot carries sentence vectors (five per chunk) as a default build's does. ``--cache``: a
@@ -56,7 +56,9 @@ def write_corpus(path: Path, count: int, offset: int = 0) -> None:
                 picked = (
                     words[(i * 7 + s * 31 + j * 13) % WORDS] for j in range(WORDS_PER_SENTENCE)
                 )
-                sentences.append(f"S{s} " + " ".join(picked) + ".")
+                # the document's number makes every chunk and sentence unique: a cold build
+                # embeds every text (the cache would otherwise serve repeats)
+                sentences.append(f"S{s} d{i} " + " ".join(picked) + ".")
             out.write(json.dumps({"id": f"doc{i:07d}", "text": " ".join(sentences)}) + "\n")
 
 

@@ -33,7 +33,7 @@ from rag_model.documents import Chunk
 from rag_model.embedders import Embedder
 from rag_model.embedding_cache import cached_embedder
 from rag_model.index import check_snapshot_target
-from rag_model.ingestion import load_documents
+from rag_model.ingestion import Corpus, load_documents
 from rag_model.progress import log_line
 
 DOCUMENT_SCHEMA = "position long, id string, text string, metadata string"
@@ -77,36 +77,13 @@ def build_snapshot_on_spark(
         ConfigError: ``snapshot_dir`` is not empty.
         IngestionError: unreadable files, duplicate ids, or no documents or chunks.
     """
-    import pandas as pd
-
     check_snapshot_target(Path(snapshot_dir))  # before the Spark job, not after
     started = time.perf_counter()
     corpus = load_documents(data_path)
-    documents = pd.DataFrame(
-        {
-            "position": range(len(corpus.documents)),
-            "id": [document.id for document in corpus.documents],
-            "text": [document.text for document in corpus.documents],
-            # Chroma metadata are scalars: JSON keeps str / int / float / bool apart
-            "metadata": [json.dumps(dict(document.metadata)) for document in corpus.documents],
-        }
-    )
-    frame = spark.createDataFrame(documents, schema=DOCUMENT_SCHEMA)
-    if partitions:
-        frame = frame.repartition(partitions)
+    frame = _documents_frame(spark, corpus, partitions)
     ingested = time.perf_counter()
     settings = config.to_dict()
-    chunked = frame.mapInPandas(partial(chunk_batches, settings=settings), CHUNK_SCHEMA)
-    table = chunked.toArrow().sort_by([("position", "ascending"), ("order", "ascending")])
-    chunks = [
-        Chunk(
-            id=row["id"],
-            document_id=row["document_id"],
-            text=row["text"],
-            metadata=json.loads(row["metadata"]),
-        )
-        for row in table.to_pylist()
-    ]
+    chunks = _chunks(frame, settings)
     check_chunks(chunks, data_path)
     log_line(progress, f"spark: {len(chunks)} chunks of {len(corpus.documents)} documents")
     split = time.perf_counter()
@@ -140,6 +117,45 @@ def build_snapshot_on_spark(
     seconds["chunk_embed_seconds"] += embedding["seconds"]
     seconds["index_seconds"] -= embedding["seconds"]
     return replace(result, counts={**counts, **result.counts}, seconds=seconds)
+
+
+def _documents_frame(spark: Any, corpus: Corpus, partitions: int | None) -> Any:
+    """The documents as a Spark DataFrame (the pandas copy is freed when this returns)."""
+    import pandas as pd
+
+    documents = pd.DataFrame(
+        {
+            "position": range(len(corpus.documents)),
+            "id": [document.id for document in corpus.documents],
+            "text": [document.text for document in corpus.documents],
+            # Chroma metadata are scalars: JSON keeps str / int / float / bool apart
+            "metadata": [json.dumps(dict(document.metadata)) for document in corpus.documents],
+        }
+    )
+    frame = spark.createDataFrame(documents, schema=DOCUMENT_SCHEMA)
+    return frame.repartition(partitions) if partitions else frame
+
+
+def _chunks(frame: Any, settings: dict[str, Any]) -> list[Chunk]:
+    """Chunk on Spark; the chunks in document order, as the local build orders them.
+
+    Converted one Arrow batch at a time, and the Arrow table is freed when this returns (it
+    would otherwise hold every chunk text a second time while the snapshot is written).
+    """
+    chunked = frame.mapInPandas(partial(chunk_batches, settings=settings), CHUNK_SCHEMA)
+    table = chunked.toArrow().sort_by([("position", "ascending"), ("order", "ascending")])
+    chunks = []
+    for batch in table.to_batches():
+        chunks.extend(
+            Chunk(
+                id=row["id"],
+                document_id=row["document_id"],
+                text=row["text"],
+                metadata=json.loads(row["metadata"]),
+            )
+            for row in batch.to_pylist()
+        )
+    return chunks
 
 
 def _vector_slices(

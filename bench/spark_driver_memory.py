@@ -4,12 +4,12 @@ Usage: python -m bench.spark_driver_memory [--texts 100000] [--cache/--no-cache]
        [--baseline CHECKOUT]
 
 Builds a synthetic corpus of ``--texts`` one-chunk documents (five sentences of twelve words
-each from a 5,000-word vocabulary, plus the document's number: every text is unique) with ``rag_spark.indexing.build_snapshot_on_spark`` on
-``local[2]``, 2 partitions, the hash embedder (the bench is about the driver, not the model:
-MiniLM would take hours for 100k chunks on 2 cores) and the default config otherwise, so the
-snapshot carries sentence vectors (five per chunk) as a default build's does. ``--cache``: a
-fresh embedding cache file (a cold build: every text misses and goes to Spark, as a first build
-does); ``--no-cache``: none.
+each from a 5,000-word vocabulary, plus the document's number: every text is unique) with
+``rag_spark.indexing.build_snapshot_on_spark`` on ``local[2]``, 2 partitions, the hash embedder
+(the bench is about the driver, not the model: MiniLM would take hours for 100k chunks on 2
+cores) and the default config otherwise, so the snapshot carries sentence vectors (five per
+chunk) as a default build's does. ``--cache``: a fresh embedding cache file (a cold build:
+every text misses and goes to Spark, as a first build does); ``--no-cache``: none.
 
 Each build runs in a fresh child process with the ``rag_model``/``rag_spark`` of a checkout
 (this one; with ``--baseline``, another one first, e.g. ``/work/main`` before a change). Before

@@ -13,7 +13,7 @@ and how many reused.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,37 +125,40 @@ def _build(
 
 
 class Tally(Embedder):
-    """Counts the texts embedded through it, and how many the inner cache served (reused)."""
+    """Counts the texts embedded through it, and how many the inner cache served (reused).
+
+    Counted per call, so two tallies over one cached embedder (chunks, then sentences) stay
+    apart even when their calls interleave (a streamed build embeds chunks while writing).
+    """
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.model_id = inner.model_id
         self.dimension = inner.dimension
         self.total = 0
-        self._misses_before = getattr(inner, "misses", None)
+        self.embedded = 0
 
     def token_counter(self):  # noqa: ANN201 - the inner embedder's
         return self.inner.token_counter()
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_batch(texts)
+        return self.embed(texts)
 
     def embed(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
+        misses = getattr(self.inner, "misses", None)  # None: no cache, every text is embedded
+        vectors = self.inner.embed(texts, batch_size, progress)
         self.total += len(texts)
-        return self.inner.embed(texts, batch_size, progress)
+        self.embedded += len(texts) if misses is None else int(self.inner.misses) - misses
+        return vectors
 
     def counts(self, prefix: str) -> dict[str, int]:
         """``{prefix}_total``, ``_embedded`` and ``_reused`` since this tally was made."""
-        if self._misses_before is None:  # no cache: every text was embedded
-            embedded = self.total
-        else:
-            embedded = int(self.inner.misses) - self._misses_before
         return {
             f"{prefix}_total": self.total,
-            f"{prefix}_embedded": embedded,
-            f"{prefix}_reused": self.total - embedded,
+            f"{prefix}_embedded": self.embedded,
+            f"{prefix}_reused": self.total - self.embedded,
         }
 
 
@@ -169,12 +172,13 @@ def write_snapshot(
     config: RagConfig,
     corpus: Corpus,
     chunks: Sequence[Chunk],
-    vectors: np.ndarray,
+    vectors: np.ndarray | Iterable[np.ndarray],
     snapshot_dir: str | Path,
     embedder: Embedder,
     seconds: Mapping[str, float],
     counts: Mapping[str, int] | None = None,
     progress: bool = False,
+    slice_rows: int | None = None,
 ) -> BuildResult:
     """Write embedded chunks as a snapshot (Chroma, BM25, sentence vectors, manifest).
 
@@ -182,7 +186,8 @@ def write_snapshot(
         config: the build's config (index settings; whether sentence vectors are wanted).
         corpus: the documents the chunks came from (fingerprint, counts, ingestion report).
         chunks: the chunks, in document order.
-        vectors: one embedding per chunk, in the same order.
+        vectors: one embedding per chunk, in the same order: one matrix, or consecutive
+            slices of it that are written as they come (``rag_model.index.build_index``).
         snapshot_dir: a new or empty folder.
         embedder: the embedder that made ``vectors`` (its id goes into the manifest); it also
             embeds the chunks' sentences when the config wants sentence vectors (a
@@ -192,6 +197,7 @@ def write_snapshot(
         counts: the chunk counts of the embedding step (``build_chunks_*``); the sentence
             counts (``build_sentences_*``) are added.
         progress: one line or a bar per step.
+        slice_rows: sentences embedded and written at a time (None: all at once).
     """
     started = time.perf_counter()
     sentences = Tally(embedder)
@@ -206,6 +212,7 @@ def write_snapshot(
         batch_size=config.embedding.batch_size,
         documents=documents_table(corpus.documents, chunks),
         progress=progress,
+        slice_rows=slice_rows,
     )
     index_seconds = time.perf_counter() - started
     return BuildResult(

@@ -132,10 +132,12 @@ class PersistentEmbeddingCache(Embedder):
         # longest first, as Embedder.embed orders a batch (less padding), then in blocks that
         # are stored as soon as they are embedded: a build stopped after an hour keeps its work
         missing.sort(key=lambda key: -len(first_text[key]))
-        blocks = range(0, len(missing), EMBED_BLOCK)
+        # an inner embedder may ask for larger blocks (Spark: one job per block)
+        block_size = getattr(self.inner, "embed_block", EMBED_BLOCK)
+        blocks = range(0, len(missing), block_size)
         label = f"embedding {len(missing)} new of {len(rows)} texts"
         for start in steps(blocks, label, progress and bool(missing), "block"):
-            block = missing[start : start + EMBED_BLOCK]
+            block = missing[start : start + block_size]
             fresh = np.asarray(
                 self.inner.embed([first_text[key] for key in block], batch_size),
                 dtype=np.float32,

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def _client(path: Path) -> Any:
 
 def build_index(
     chunks: Sequence[Chunk],
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | Iterable[np.ndarray],
     snapshot_dir: str | Path,
     config: IndexConfig,
     *,
@@ -64,12 +65,17 @@ def build_index(
     batch_size: int = 32,
     documents: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = False,
+    slice_rows: int | None = None,
 ) -> dict[str, Any]:
     """Write ``chunks`` and their ``embeddings`` as a Chroma snapshot; return its manifest.
 
+    ``embeddings``: one float32 matrix, or an iterable of consecutive slices of it in chunk
+    order (each written to Chroma as it comes, so all vectors are never in memory at once).
     With ``sentence_embedder`` the snapshot also carries every chunk's sentence vectors
-    (``rag_model.sentences``), for extractive answers that embed only the question. With
-    ``documents`` (``rag_model.corpus_table``) it records each document's digest and chunk ids.
+    (``rag_model.sentences``), for extractive answers that embed only the question; they are
+    embedded ``slice_rows`` at a time (None: all at once). With ``documents``
+    (``rag_model.corpus_table``) it records each document's digest and chunk ids. A build that
+    fails part way leaves no files behind.
 
     Raises:
         ConfigError: the snapshot folder is not empty.
@@ -77,13 +83,54 @@ def build_index(
     """
     snapshot = Path(snapshot_dir)
     check_snapshot_target(snapshot)
-    if len(chunks) != len(embeddings):
+    if isinstance(embeddings, np.ndarray) and len(chunks) != len(embeddings):
         raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     if not chunks:
         raise ValueError("cannot build an index with no chunks")
+    created = not snapshot.exists()
     snapshot.mkdir(parents=True, exist_ok=True)
+    try:
+        dimension = _write_chroma(chunks, embeddings, snapshot / CHROMA_DIR, config, progress)
+        # BM25 is cheap to build, so every snapshot has it and the mode can change without
+        # re-embedding (sweeps over retrieval.mode reuse one snapshot)
+        with timed_step("bm25", progress, f"{len(chunks)} chunks"):
+            Bm25Index.build(chunks, snapshot / BM25_DIR)
+        if sentence_embedder is not None:
+            build_sentence_vectors(
+                chunks,
+                sentence_embedder,
+                snapshot / SENTENCES_DIR,
+                batch_size,
+                progress,
+                slice_rows=slice_rows,
+            )
+        if documents is not None:
+            write_documents_table(snapshot, documents)
+        return write_manifest(
+            snapshot,
+            chunk_count=len(chunks),
+            embedding_dimension=dimension,
+            embedder=embedder_id,
+            corpus_fingerprint=corpus_fingerprint,
+            space=config.space,
+        )
+    except BaseException:
+        # a half-written folder could not be built into again ("not empty"): remove it
+        shutil.rmtree(snapshot, ignore_errors=True)
+        if not created:
+            snapshot.mkdir(exist_ok=True)
+        raise
 
-    client = _client(snapshot / CHROMA_DIR)
+
+def _write_chroma(
+    chunks: Sequence[Chunk],
+    embeddings: np.ndarray | Iterable[np.ndarray],
+    folder: Path,
+    config: IndexConfig,
+    progress: bool,
+) -> int:
+    """Add the chunks and their vectors to a new collection in ``folder``; the dimension."""
+    client = _client(folder)
     try:
         collection = client.create_collection(
             COLLECTION_NAME,
@@ -98,34 +145,50 @@ def build_index(
             },
         )
         step = client.get_max_batch_size()
-        for start in steps(range(0, len(chunks), step), "chroma write", progress, "batch"):
-            batch = chunks[start : start + step]
+        added, dimension = 0, None
+        for start, vectors in steps(
+            _batches(embeddings, step, len(chunks)), "chroma write", progress, "batch"
+        ):
+            batch = chunks[start : start + len(vectors)]
+            if dimension is None:
+                dimension = int(vectors.shape[1])
             collection.add(
                 ids=[chunk.id for chunk in batch],
-                embeddings=embeddings[start : start + step],
+                embeddings=vectors,
                 documents=[chunk.text for chunk in batch],
                 metadatas=[dict(chunk.metadata) for chunk in batch],
             )
+            added = start + len(vectors)
+        if added != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {added} embeddings")
+        return int(dimension)
     finally:
         client.close()  # flushes and releases sqlite before the files are hashed
-    # BM25 is cheap to build, so every snapshot has it and the mode can change without
-    # re-embedding (sweeps over retrieval.mode reuse one snapshot)
-    with timed_step("bm25", progress, f"{len(chunks)} chunks"):
-        Bm25Index.build(chunks, snapshot / BM25_DIR)
-    if sentence_embedder is not None:
-        build_sentence_vectors(
-            chunks, sentence_embedder, snapshot / SENTENCES_DIR, batch_size, progress
-        )
-    if documents is not None:
-        write_documents_table(snapshot, documents)
-    return write_manifest(
-        snapshot,
-        chunk_count=len(chunks),
-        embedding_dimension=int(embeddings.shape[1]),
-        embedder=embedder_id,
-        corpus_fingerprint=corpus_fingerprint,
-        space=config.space,
-    )
+
+
+def _batches(
+    embeddings: np.ndarray | Iterable[np.ndarray], step: int, total: int
+) -> Iterable[tuple[int, np.ndarray]]:
+    """(first row, vectors) of at most ``step`` rows, in order, from a matrix or its slices."""
+    if isinstance(embeddings, np.ndarray):  # sized: a progress bar knows the batch count
+        return [(start, embeddings[start : start + step]) for start in range(0, total, step)]
+    return _slice_batches(embeddings, step, total)
+
+
+def _slice_batches(
+    slices: Iterable[np.ndarray], step: int, total: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    start = 0
+    for vectors in slices:
+        if vectors.ndim != 2 or start + len(vectors) > total:
+            raise ValueError(
+                f"{total} chunks but at least {start + len(vectors)} embeddings"
+                if vectors.ndim == 2
+                else f"embeddings come as (rows, dimension) slices, got shape {vectors.shape}"
+            )
+        for offset in range(0, len(vectors), step):
+            yield start + offset, vectors[offset : offset + step]
+        start += len(vectors)
 
 
 def check_snapshot_target(snapshot: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +49,56 @@ def build_sentence_vectors(
     folder: Path,
     batch_size: int = 32,
     progress: bool = False,
+    slice_rows: int | None = None,
 ) -> int:
-    """Embed every chunk's sentences into ``folder``; return the number of sentences."""
+    """Embed every chunk's sentences into ``folder``; return the number of sentences.
+
+    ``slice_rows``: embed and write this many sentences at a time, so only one slice of
+    vectors is in memory (Spark builds); None: all in one call, as one batch order.
+    """
     per_chunk = [split_sentences(chunk.text) for chunk in chunks]
     sentences = [sentence for group in per_chunk for sentence in group]
     log_line(progress, f"sentence vectors: {len(sentences)} sentences of {len(chunks)} chunks")
-    vectors = embedder.embed(sentences, batch_size=batch_size, progress=progress)
+    size = slice_rows or max(len(sentences), 1)
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / VECTORS_FILE, vectors.astype(np.float32, copy=False))
+    save_rows(
+        folder / VECTORS_FILE,
+        len(sentences),
+        embedder.dimension,
+        (
+            embedder.embed(sentences[start : start + size], batch_size, progress)
+            for start in range(0, len(sentences), size)
+        ),
+    )
     table = [[chunk.id, len(group)] for chunk, group in zip(chunks, per_chunk, strict=True)]
     (folder / CHUNKS_FILE).write_text(json.dumps(table))
     return len(sentences)
+
+
+def save_rows(path: Path, rows: int, dimension: int, slices: Iterable[np.ndarray]) -> None:
+    """Write consecutive slices of a (rows, dimension) float32 matrix as one ``.npy`` file.
+
+    The bytes are those ``np.save`` writes for the whole matrix, but only one slice is in
+    memory at a time (a plain file write: a memory map would keep every written page resident).
+
+    Raises:
+        ValueError: the slices do not add up to ``rows`` rows of ``dimension`` columns.
+    """
+    header = {"descr": "<f4", "fortran_order": False, "shape": (int(rows), int(dimension))}
+    written = 0
+    with path.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for block in slices:
+            block = np.ascontiguousarray(block, dtype="<f4")
+            if block.ndim != 2 or block.shape[1] != dimension or written + len(block) > rows:
+                raise ValueError(
+                    f"{path.name}: a slice of shape {block.shape} does not fit {written} of "
+                    f"({rows}, {dimension}) rows written"
+                )
+            out.write(block.tobytes())
+            written += len(block)
+    if written != rows:
+        raise ValueError(f"{path.name}: {written} rows written, {rows} expected")
 
 
 class SentenceVectors:

@@ -2,17 +2,17 @@
 
 The driver reads the corpus with ``rag_model.ingestion`` (the same validation, ids and
 fingerprint as a local build) and hands the documents to Spark. Chunking runs in
-``mapInPandas`` with ``rag_model.chunking`` (so chunk ids are the same). The driver then asks the
-persistent embedding cache for the chunk texts, and only the texts it misses go back to Spark
-to be embedded (a second ``mapInPandas`` whose encoder is loaded once per Python worker). The
-same happens for the sentences of the chunks when extractive answers want sentence vectors.
+``mapInPandas`` with ``rag_model.chunking`` (so chunk ids are the same).
 
-The texts go to Spark in slices of ``ROWS_PER_JOB`` (one Spark job each, split over the
-partitions), and each slice's vectors come back as Arrow record batches straight into one
-float32 matrix: the driver never holds a Python list or dict of vectors, nor more than one
-slice of them in Arrow (before slices, ``toArrow`` gathered every missed vector at once, as
-much again as the matrix). It writes the snapshot with ``rag_model.build.write_snapshot``: the
-same Chroma snapshot and manifest as ``build_snapshot``.
+The vectors then stream through the driver one slice of ``ROWS_PER_JOB`` chunks at a time:
+for each slice the driver asks the persistent embedding cache for its texts, sends only the
+texts it misses to Spark (one job: a second ``mapInPandas`` whose encoder is loaded once per
+Python worker), stores them in the cache, and hands the slice's float32 matrix to
+``rag_model.build.write_snapshot``, which adds it to Chroma before the next slice is embedded.
+The sentences of the chunks, when extractive answers want sentence vectors, go the same way
+into the snapshot's ``sentences/vectors.npy``. So the driver holds the chunk texts (BM25 needs
+them) but never more than one slice of vectors: not a matrix of every vector, and no Python
+list or dict of them. The snapshot and manifest are those of ``build_snapshot``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from rag_model.documents import Chunk
 from rag_model.embedders import Embedder
 from rag_model.embedding_cache import cached_embedder
 from rag_model.index import check_snapshot_target
-from rag_model.ingestion import load_documents
+from rag_model.ingestion import Corpus, load_documents
 from rag_model.progress import log_line
 
 DOCUMENT_SCHEMA = "position long, id string, text string, metadata string"
@@ -41,9 +42,9 @@ CHUNK_SCHEMA = (
 )
 TEXT_SCHEMA = "row long, text string"
 VECTOR_SCHEMA = "row long, vector array<float>"
-# texts per Spark job when embedding: the driver holds one slice of vectors in Arrow at a time
-# (20k x 384 float32 = 31 MB), and a job's start (~0.1-1 s in local mode) is small beside
-# embedding 20k texts (minutes on CPU)
+# chunks (or sentences) per slice, and texts per Spark job: the driver holds one slice of
+# vectors at a time (20k x 384 float32 = 31 MB, plus as much in Arrow as it comes back), and a
+# job's start (~0.1-1 s in local mode) is small beside embedding 20k texts (minutes on CPU)
 ROWS_PER_JOB = 20_000
 
 # one encoder per Python worker process, by config: Spark reuses its Python workers across
@@ -76,11 +77,52 @@ def build_snapshot_on_spark(
         ConfigError: ``snapshot_dir`` is not empty.
         IngestionError: unreadable files, duplicate ids, or no documents or chunks.
     """
-    import pandas as pd
-
     check_snapshot_target(Path(snapshot_dir))  # before the Spark job, not after
     started = time.perf_counter()
     corpus = load_documents(data_path)
+    frame = _documents_frame(spark, corpus, partitions)
+    ingested = time.perf_counter()
+    settings = config.to_dict()
+    chunks = _chunks(frame, settings)
+    check_chunks(chunks, data_path)
+    log_line(progress, f"spark: {len(chunks)} chunks of {len(corpus.documents)} documents")
+    split = time.perf_counter()
+    on_spark = SparkEmbedder(spark, settings, partitions)
+    embedder = cached_embedder(on_spark, config.embedding, embedding_cache)
+    tally = Tally(embedder)
+    embedding = {"seconds": 0.0}
+    try:
+        result = write_snapshot(
+            config,
+            corpus,
+            chunks,
+            _vector_slices(tally, chunks, config.embedding.batch_size, progress, embedding),
+            snapshot_dir,
+            embedder,  # sentence vectors: the cache first, then Spark for what it misses
+            {"ingest_seconds": ingested - started, "chunk_embed_seconds": split - ingested},
+            progress=progress,
+            slice_rows=ROWS_PER_JOB,
+        )
+    finally:
+        if hasattr(embedder, "close"):
+            embedder.close()
+    counts = tally.counts("build_chunks")
+    log_line(
+        progress,
+        f"chunk vectors: {counts['build_chunks_embedded']} embedded, "
+        f"{counts['build_chunks_reused']} reused from the embedding cache",
+    )
+    # the chunks were embedded while the writer ran: their seconds move out of index_seconds
+    seconds = dict(result.seconds)
+    seconds["chunk_embed_seconds"] += embedding["seconds"]
+    seconds["index_seconds"] -= embedding["seconds"]
+    return replace(result, counts={**counts, **result.counts}, seconds=seconds)
+
+
+def _documents_frame(spark: Any, corpus: Corpus, partitions: int | None) -> Any:
+    """The documents as a Spark DataFrame (the pandas copy is freed when this returns)."""
+    import pandas as pd
+
     documents = pd.DataFrame(
         {
             "position": range(len(corpus.documents)),
@@ -91,41 +133,50 @@ def build_snapshot_on_spark(
         }
     )
     frame = spark.createDataFrame(documents, schema=DOCUMENT_SCHEMA)
-    if partitions:
-        frame = frame.repartition(partitions)
-    ingested = time.perf_counter()
-    settings = config.to_dict()
+    return frame.repartition(partitions) if partitions else frame
+
+
+def _chunks(frame: Any, settings: dict[str, Any]) -> list[Chunk]:
+    """Chunk on Spark; the chunks in document order, as the local build orders them.
+
+    Converted one Arrow batch at a time, and the Arrow table is freed when this returns (it
+    would otherwise hold every chunk text a second time while the snapshot is written).
+    """
     chunked = frame.mapInPandas(partial(chunk_batches, settings=settings), CHUNK_SCHEMA)
     table = chunked.toArrow().sort_by([("position", "ascending"), ("order", "ascending")])
-    chunks = [
-        Chunk(
-            id=row["id"],
-            document_id=row["document_id"],
-            text=row["text"],
-            metadata=json.loads(row["metadata"]),
+    chunks = []
+    for batch in table.to_batches():
+        chunks.extend(
+            Chunk(
+                id=row["id"],
+                document_id=row["document_id"],
+                text=row["text"],
+                metadata=json.loads(row["metadata"]),
+            )
+            for row in batch.to_pylist()
         )
-        for row in table.to_pylist()
-    ]
-    check_chunks(chunks, data_path)
-    log_line(progress, f"spark: {len(chunks)} chunks of {len(corpus.documents)} documents")
-    on_spark = SparkEmbedder(spark, settings, partitions)
-    embedder = cached_embedder(on_spark, config.embedding, embedding_cache)
-    tally = Tally(embedder)
-    vectors = tally.embed(
-        [chunk.text for chunk in chunks], batch_size=config.embedding.batch_size, progress=progress
-    )
-    computed = time.perf_counter()
-    return write_snapshot(
-        config,
-        corpus,
-        chunks,
-        vectors,
-        snapshot_dir,
-        embedder,  # sentence vectors: the cache first, then Spark for what it misses
-        {"ingest_seconds": ingested - started, "chunk_embed_seconds": computed - ingested},
-        counts=tally.counts("build_chunks"),
-        progress=progress,
-    )
+    return chunks
+
+
+def _vector_slices(
+    tally: Tally,
+    chunks: Sequence[Chunk],
+    batch_size: int,
+    progress: bool,
+    embedding: dict[str, float],
+) -> Iterator[np.ndarray]:
+    """The chunks' vectors, ``ROWS_PER_JOB`` at a time: cache first, then Spark for misses.
+
+    Adds the seconds spent embedding to ``embedding["seconds"]``.
+    """
+    for start in range(0, len(chunks), ROWS_PER_JOB):
+        began = time.perf_counter()
+        texts = [chunk.text for chunk in chunks[start : start + ROWS_PER_JOB]]
+        vectors = tally.embed(texts, batch_size=batch_size, progress=progress)
+        embedding["seconds"] += time.perf_counter() - began
+        if len(chunks) > ROWS_PER_JOB:
+            log_line(progress, f"spark: chunk vectors {start + len(texts)} of {len(chunks)}")
+        yield vectors
 
 
 class SparkEmbedder(Embedder):
@@ -142,6 +193,9 @@ class SparkEmbedder(Embedder):
         self.settings = settings
         self.partitions = partitions or spark.sparkContext.defaultParallelism
         self.rows_per_job = rows_per_job
+        # the embedding cache hands this many missed texts at a time to ``embed``: one Spark
+        # job per slice, not one per cache block of 512
+        self.embed_block = rows_per_job
         config = RagConfig.from_dict(settings).embedding
         self.model_id = config.model
         self.dimension = _encoder(settings).dimension  # no model load: a class attribute

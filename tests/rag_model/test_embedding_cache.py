@@ -66,3 +66,35 @@ def test_identity_covers_model_and_settings_but_not_batch_size() -> None:
 def test_empty_input(tmp_path: Path) -> None:
     cache = PersistentEmbeddingCache(CountingEmbedder(), tmp_path / "c.sqlite3", "id")
     assert cache.embed([]).shape == (0, 16)
+
+
+def test_two_tallies_over_one_cache_count_their_own_calls_when_interleaved(
+    tmp_path: Path,
+) -> None:
+    from rag_model.build import Tally
+
+    cache = PersistentEmbeddingCache(HashEmbedder(), tmp_path / "c.sqlite3", "hash-v1")
+    chunks, sentences = Tally(cache), Tally(cache)
+
+    chunks.embed(["alpha", "beta"])
+    sentences.embed(["alpha", "gamma", "delta"])  # "alpha" is reused
+    chunks.embed(["beta", "epsilon"])  # "beta" is reused
+
+    assert chunks.counts("c") == {"c_total": 4, "c_embedded": 3, "c_reused": 1}
+    assert sentences.counts("s") == {"s_total": 3, "s_embedded": 2, "s_reused": 1}
+
+
+def test_an_inner_embedder_can_ask_for_larger_blocks(tmp_path: Path) -> None:
+    class Blocks(HashEmbedder):
+        embed_block = 3  # what SparkEmbedder asks: one Spark job per block
+        sizes: list[int] = []
+
+        def embed(self, texts, batch_size=32, progress=False):  # noqa: ANN001, ANN202
+            self.sizes.append(len(texts))
+            return super().embed(texts, batch_size, progress)
+
+    cache = PersistentEmbeddingCache(Blocks(), tmp_path / "c.sqlite3", "hash-v1")
+    texts = [f"text {n}" for n in range(7)]
+
+    np.testing.assert_allclose(cache.embed(texts), HashEmbedder().embed(texts), atol=1e-6)
+    assert Blocks.sizes == [3, 3, 1]

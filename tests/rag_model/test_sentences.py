@@ -83,3 +83,43 @@ def test_a_table_that_disagrees_with_the_vectors_is_refused(tmp_path: Path) -> N
 
     with pytest.raises(IntegrityError, match="lists 2 sentences but vectors.npy holds 3"):
         SentenceVectors.open(tmp_path)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+def test_slices_saved_as_one_npy_are_the_bytes_np_save_writes(tmp_path: Path, rows: int) -> None:
+    from rag_model.sentences import save_rows
+
+    matrix = np.random.default_rng(rows).standard_normal((rows, 384)).astype(np.float32)
+    np.save(tmp_path / "whole.npy", matrix)
+
+    save_rows(tmp_path / "sliced.npy", rows, 384, (matrix[i : i + 4] for i in range(0, rows, 4)))
+
+    assert (tmp_path / "sliced.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_slices_that_do_not_add_up_are_refused(tmp_path: Path) -> None:
+    from rag_model.sentences import save_rows
+
+    with pytest.raises(ValueError, match=r"^rows\.npy: 4 rows written, 5 expected$"):
+        save_rows(tmp_path / "rows.npy", 5, 384, [np.zeros((4, 384), np.float32)])
+
+
+def test_sentences_embedded_in_slices_give_the_same_files(tmp_path: Path) -> None:
+    from rag_model.embedders import HashEmbedder
+    from rag_model.sentences import build_sentence_vectors
+    from tests.rag_model.test_index import CHUNKS
+
+    class Calls(HashEmbedder):
+        sizes: list[int] = []
+
+        def embed(self, texts, batch_size=32, progress=False):  # noqa: ANN001, ANN202
+            self.sizes.append(len(texts))
+            return super().embed(texts, batch_size, progress)
+
+    whole, sliced = tmp_path / "whole", tmp_path / "sliced"
+    count = build_sentence_vectors(CHUNKS, HashEmbedder(), whole)
+
+    assert build_sentence_vectors(CHUNKS, Calls(), sliced, slice_rows=3) == count
+    assert Calls.sizes == [3] * (count // 3) + ([count % 3] if count % 3 else [])
+    for name in (VECTORS_FILE, CHUNKS_FILE):
+        assert (sliced / name).read_bytes() == (whole / name).read_bytes(), name

@@ -145,3 +145,56 @@ def test_texts_embedded_in_several_spark_jobs_come_back_in_order(spark: Any) -> 
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(vectors, HashEmbedder().embed(texts), atol=1e-6)
     assert on_spark.embed([]).shape == (0, on_spark.dimension)
+
+
+def test_a_build_streamed_in_several_slices_equals_the_local_build(
+    spark: Any,
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rag_spark import indexing
+
+    config = RagConfig.from_dict({"embedding": {"model": "hash-embedder"}})
+    few = tmp_path / "few.jsonl"
+    few.write_text("\n".join(corpus.read_text().splitlines()[:6]) + "\n")
+    monkeypatch.setattr(indexing, "ROWS_PER_JOB", 4)  # chunks and sentences in several slices
+    local = build_snapshot(config, few, tmp_path / "local", embedding_cache=tmp_path / "l.db")
+
+    def on_spark(out: str) -> BuildResult:
+        return indexing.build_snapshot_on_spark(
+            spark,
+            config,
+            few,
+            tmp_path / out,
+            partitions=2,
+            embedding_cache=tmp_path / "s.db",
+            progress=True,
+        )
+
+    cold, warm = on_spark("cold"), on_spark("warm")
+
+    assert local.chunk_count > 2 * 4 and local.counts["build_sentences_total"] > 2 * 4
+    log = capsys.readouterr().err
+    assert f"spark: chunk vectors 8 of {local.chunk_count}" in log  # written a slice at a time
+    assert cold.counts == local.counts  # every unique text embedded once, whatever the slices
+    assert warm.counts["build_chunks_reused"] == warm.counts["build_chunks_total"]
+    assert warm.counts["build_sentences_reused"] == warm.counts["build_sentences_total"]
+    assert set(cold.seconds) == {
+        "ingest_seconds",
+        "chunk_embed_seconds",
+        "index_seconds",
+        "build_seconds",
+    }
+    # the hash embedder is exact: every file but Chroma's is byte for byte the local one's
+    expected = {n: d for n, d in local.manifest["files"].items() if not n.startswith(CHROMA_DIR)}
+    for built in (cold, warm):
+        files = built.manifest["files"]
+        assert {n: d for n, d in files.items() if not n.startswith(CHROMA_DIR)} == expected
+        assert built.manifest["corpus_fingerprint"] == local.manifest["corpus_fingerprint"]
+    streamed = _collection(cold.snapshot_dir, tmp_path / "a")
+    whole = _collection(local.snapshot_dir, tmp_path / "b")
+    for field in ("ids", "documents", "metadatas"):
+        assert streamed[field] == whole[field], field
+    np.testing.assert_array_equal(streamed["embeddings"], whole["embeddings"])

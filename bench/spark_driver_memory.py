@@ -64,6 +64,7 @@ def write_corpus(path: Path, count: int, offset: int = 0) -> None:
 
 def measure(texts: int, cache: bool) -> dict[str, float]:
     """One Spark build of ``texts`` synthetic chunks, in this process."""
+    from rag_model.build import BuildResult
     from rag_model.config import RagConfig
     from rag_spark.indexing import build_snapshot_on_spark
     from rag_spark.session import spark_session
@@ -74,25 +75,22 @@ def measure(texts: int, cache: bool) -> dict[str, float]:
         folder = Path(tmp)
         write_corpus(folder / "warm.jsonl", 10, offset=10_000_000)
         write_corpus(folder / "corpus.jsonl", texts)
-        try:
-            build_snapshot_on_spark(  # workers, Chroma and bm25s loaded outside the measure
+
+        def build(name: str, into: str) -> BuildResult:
+            return build_snapshot_on_spark(
                 spark,
                 config,
-                folder / "warm.jsonl",
-                folder / "warm",
+                folder / f"{name}.jsonl",
+                folder / into,
                 partitions=2,
                 embedding_cache=folder / "cache.sqlite3" if cache else None,
             )
+
+        try:
+            build("warm", "warm")  # workers, Chroma and bm25s loaded outside the measure
             before = peak_mb()
             started = time.perf_counter()
-            result = build_snapshot_on_spark(
-                spark,
-                config,
-                folder / "corpus.jsonl",
-                folder / "snapshot",
-                partitions=2,
-                embedding_cache=folder / "cache.sqlite3" if cache else None,
-            )
+            result = build("corpus", "snapshot")
             seconds = time.perf_counter() - started
         finally:
             spark.stop()

@@ -333,8 +333,9 @@ def _run(
         finally:
             stop(process)
     sent = after.get("ok", 0.0) - before.get("ok", 0.0)
+    per_trace = tracking_cpu * 1000 / sent if tracker is not None and sent else float("nan")
     return Run(
-        tracking_cpu_ms=tracking_cpu * 1000 / sent if tracker and sent else float("nan"),
+        tracking_cpu_ms=per_trace,
         ratio=ratio,
         rate=load.rate,
         p50=load.percentile(0.5),

@@ -111,7 +111,7 @@ class Bm25Index:
         """Every chunk's BM25 score for one tokenized query (0 where no word matched).
 
         ``BM25.retrieve`` is not used: it builds progress bars even when hidden (~0.4 ms per
-        query) and ranks with ``best``'s slow case.
+        query) and ranks every chunk, matched or not (see ``best``).
         """
         retriever = self._retriever
         words = _bm25s().tokenization.convert_tokenized_to_string_list(tokens)[0]

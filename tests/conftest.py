@@ -30,6 +30,63 @@ PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = PROJECT / "data" / "sample" / "corpus.jsonl"
 SAMPLE_EVAL = PROJECT / "data" / "sample" / "eval.jsonl"
 FAKE_CONFIG = {"embedding": {"model": "hash-embedder"}, "generation": {"generator": "echo"}}
+# (name, type, parent name) of each span of one hybrid answer, in start order
+ANSWER_SPANS = [
+    ("rag.answer", "CHAIN", None),
+    ("rag.embed_query", "EMBEDDING", "rag.answer"),
+    ("rag.retrieve", "RETRIEVER", "rag.answer"),
+    ("rag.retrieve.dense", "RETRIEVER", "rag.retrieve"),
+    ("rag.retrieve.lexical", "RETRIEVER", "rag.retrieve"),
+    ("rag.retrieve.fuse", "RERANKER", "rag.retrieve"),
+    ("rag.generate", "CHAIN", "rag.answer"),
+]
+
+
+def span_tree(trace: Any) -> list[tuple[str, str, str | None]]:
+    """(name, type, parent name) of each span of an MLflow trace, in its order."""
+    by_id = {span.span_id: span for span in trace.data.spans}
+    return [
+        (s.name, s.span_type, by_id[s.parent_id].name if s.parent_id else None)
+        for s in trace.data.spans
+    ]
+
+
+@pytest.fixture(scope="module")
+def hybrid_fake_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The fake config (hash embedder, echo generator), hybrid, over the sample corpus."""
+    from rag_model.build import build_snapshot
+    from rag_model.pipeline import RagPipeline
+
+    config = RagConfig.from_dict({**FAKE_CONFIG, "retrieval": {"mode": "hybrid"}})
+    root: Path = tmp_path_factory.mktemp("hybrid-fake")
+    build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
+    return RagPipeline.from_snapshot(config, root / "snapshot")
+
+
+def chroma_contents(snapshot: Path, scratch: Path) -> dict[str, Any]:
+    """A snapshot's Chroma records (ids, documents, metadatas, embeddings), sorted by id."""
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings
+
+    from rag_model.index import CHROMA_DIR, COLLECTION_NAME
+
+    # Chroma writes into the folder it opens: read a copy, the snapshot stays verifiable
+    shutil.copytree(snapshot / CHROMA_DIR, scratch)
+    client = chromadb.PersistentClient(str(scratch), settings=Settings(anonymized_telemetry=False))
+    try:
+        found = client.get_collection(COLLECTION_NAME).get(
+            include=["embeddings", "documents", "metadatas"]
+        )
+    finally:
+        client.close()
+    order = np.argsort(found["ids"])
+    return {
+        "ids": [found["ids"][i] for i in order],
+        "documents": [found["documents"][i] for i in order],
+        "metadatas": [found["metadatas"][i] for i in order],
+        "embeddings": np.asarray(found["embeddings"])[order],
+    }
 
 
 @pytest.fixture

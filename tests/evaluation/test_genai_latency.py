@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -17,10 +16,8 @@ from mlflow.entities import LiveSpan
 
 from evaluation.genai import make_predict_fn
 from rag_model import tracing
-from rag_model.build import build_snapshot
-from rag_model.config import RagConfig
 from rag_model.pipeline import RagPipeline
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS
+from tests.conftest import ANSWER_SPANS, span_tree
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +25,8 @@ SLOW_SPAN_SECONDS = 0.5  # what giving an MLflow span its inputs costs below: fa
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
-    config = RagConfig.from_dict({**FAKE_CONFIG, "retrieval": {"mode": "hybrid"}})
-    root: Path = tmp_path_factory.mktemp("genai-latency")
-    build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
-    return RagPipeline.from_snapshot(config, root / "snapshot")
+def pipeline(hybrid_fake_pipeline: RagPipeline) -> RagPipeline:
+    return hybrid_fake_pipeline
 
 
 def test_the_trace_has_the_pipelines_span_tree_and_the_latency_leaves_mlflow_out(
@@ -55,22 +49,12 @@ def test_the_trace_has_the_pipelines_span_tree_and_the_latency_leaves_mlflow_out
     assert outputs["latency_ms"] < SLOW_SPAN_SECONDS * 1000
 
     trace = mlflow.get_trace(mlflow.get_last_active_trace_id(), flush=True)
-    by_id = {span.span_id: span for span in trace.data.spans}
-    tree = [
-        (span.name, span.span_type, by_id[span.parent_id].name if span.parent_id else None)
-        for span in trace.data.spans
-    ]
-    assert tree == [
+    assert span_tree(trace) == [
         ("rag_evaluation_answer", "CHAIN", None),
         ("rag.answer", "CHAIN", "rag_evaluation_answer"),
-        ("rag.embed_query", "EMBEDDING", "rag.answer"),
-        ("rag.retrieve", "RETRIEVER", "rag.answer"),
-        ("rag.retrieve.dense", "RETRIEVER", "rag.retrieve"),
-        ("rag.retrieve.lexical", "RETRIEVER", "rag.retrieve"),
-        ("rag.retrieve.fuse", "RERANKER", "rag.retrieve"),
-        ("rag.generate", "CHAIN", "rag.answer"),
+        *ANSWER_SPANS[1:],
     ]
-    answer = by_id[trace.data.spans[1].span_id]
+    answer = trace.data.spans[1]
     # the replayed span keeps the recorded times: the answer's, not the slow replay's
     assert (answer.end_time_ns - answer.start_time_ns) / 1e6 <= outputs["latency_ms"]
     assert answer.inputs["question"] == "How do plants make oxygen?"

@@ -15,6 +15,7 @@ from rag_model.embedders import HashEmbedder
 from rag_model.errors import IndexNotFoundError, IntegrityError, QueryError
 from rag_model.index import CHROMA_DIR, ChromaIndex, build_index
 from rag_model.manifest import file_digests, verify_manifest
+from tests.conftest import chroma_contents
 
 TOPICS = {
     "oxygen": ("Oxygen", "Oxygen is a gas that animals breathe."),
@@ -39,11 +40,13 @@ CHUNKS = [
 EMBEDDER = HashEmbedder()
 
 
-def _build(folder: Path, config: IndexConfig | None = None) -> dict:
-    vectors = EMBEDDER.embed([chunk.text for chunk in CHUNKS])
+def _build(folder: Path, config: IndexConfig | None = None, vectors: object = None) -> dict:
+    """``CHUNKS`` built into ``folder``; ``vectors`` (a matrix or slices) default to theirs."""
+    if vectors is None:
+        vectors = EMBEDDER.embed([chunk.text for chunk in CHUNKS])
     return build_index(
         CHUNKS,
-        vectors,
+        vectors,  # type: ignore[arg-type]
         folder,
         config or IndexConfig(),
         embedder_id=EMBEDDER.model_id,
@@ -305,38 +308,13 @@ class _Proxy:
         return self._overrides.get(name) or getattr(self._inner, name)
 
 
-def _collection_contents(snapshot: Path, scratch: Path) -> dict:
-    import chromadb
-    from chromadb.config import Settings
-
-    shutil.copytree(snapshot / CHROMA_DIR, scratch)  # Chroma writes into what it opens
-    client = chromadb.PersistentClient(str(scratch), settings=Settings(anonymized_telemetry=False))
-    try:
-        found = client.get_collection("rag_chunks").get(include=["embeddings", "documents"])
-    finally:
-        client.close()
-    order = np.argsort(found["ids"])
-    return {
-        "ids": [found["ids"][i] for i in order],
-        "documents": [found["documents"][i] for i in order],
-        "embeddings": np.asarray(found["embeddings"])[order],
-    }
-
-
 def test_vectors_streamed_in_slices_give_the_snapshot_of_the_whole_matrix(
     built: tuple[Path, dict], tmp_path: Path
 ) -> None:
     vectors = EMBEDDER.embed([chunk.text for chunk in CHUNKS])
     slices = (vectors[start : start + 3] for start in range(0, len(CHUNKS), 3))  # 3, 3, 3, 1
 
-    manifest = build_index(
-        CHUNKS,
-        slices,
-        tmp_path / "streamed",
-        IndexConfig(),
-        embedder_id=EMBEDDER.model_id,
-        corpus_fingerprint="f" * 64,
-    )
+    manifest = _build(tmp_path / "streamed", vectors=slices)
 
     whole_folder, whole = built
     for field in ("chunk_count", "embedding_dimension", "embedder", "corpus_fingerprint"):
@@ -344,8 +322,8 @@ def test_vectors_streamed_in_slices_give_the_snapshot_of_the_whole_matrix(
     assert {n: d for n, d in manifest["files"].items() if not n.startswith(CHROMA_DIR)} == {
         n: d for n, d in whole["files"].items() if not n.startswith(CHROMA_DIR)
     }
-    streamed = _collection_contents(tmp_path / "streamed", tmp_path / "a")
-    matrix = _collection_contents(whole_folder, tmp_path / "b")
+    streamed = chroma_contents(tmp_path / "streamed", tmp_path / "a")
+    matrix = chroma_contents(whole_folder, tmp_path / "b")
     assert streamed["ids"] == matrix["ids"] and streamed["documents"] == matrix["documents"]
     np.testing.assert_array_equal(streamed["embeddings"], matrix["embeddings"])
 
@@ -361,14 +339,7 @@ def test_slices_that_do_not_cover_the_chunks_are_refused_and_leave_no_files(
     slices = (vectors[sum(sizes[:n]) : sum(sizes[: n + 1])] for n in range(len(sizes)))
 
     with pytest.raises(ValueError, match=f"^{message}$"):
-        build_index(
-            CHUNKS,
-            slices,
-            tmp_path / "snap",
-            IndexConfig(),
-            embedder_id=EMBEDDER.model_id,
-            corpus_fingerprint="f" * 64,
-        )
+        _build(tmp_path / "snap", vectors=slices)
     assert not (tmp_path / "snap").exists()
 
 
@@ -380,12 +351,5 @@ def test_a_build_that_fails_part_way_leaves_its_empty_folder_empty(tmp_path: Pat
     folder = tmp_path / "snap"
     folder.mkdir()
     with pytest.raises(RuntimeError, match="^executor lost$"):
-        build_index(
-            CHUNKS,
-            slices(),
-            folder,
-            IndexConfig(),
-            embedder_id=EMBEDDER.model_id,
-            corpus_fingerprint="f" * 64,
-        )
+        _build(folder, vectors=slices())
     assert folder.is_dir() and not any(folder.iterdir())  # a retry can build into it

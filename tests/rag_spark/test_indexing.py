@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,11 @@ from click.testing import CliRunner
 from experiments.cli import cli
 from rag_model.build import BuildResult, build_snapshot
 from rag_model.config import RagConfig
-from rag_model.index import CHROMA_DIR, COLLECTION_NAME
+from rag_model.index import CHROMA_DIR
 from rag_model.manifest import verify_manifest
 from rag_model.packaging.log import log_rag_model
 from rag_model.sentences import SENTENCES_DIR, VECTORS_FILE
-from tests.conftest import SAMPLE_CORPUS
+from tests.conftest import SAMPLE_CORPUS, chroma_contents
 
 pytestmark = pytest.mark.integration
 
@@ -55,28 +54,6 @@ def on_spark(spark: Any, corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
-def _collection(snapshot: Path, scratch: Path) -> dict[str, Any]:
-    import chromadb
-    from chromadb.config import Settings
-
-    # Chroma writes into the folder it opens: read a copy, the snapshot stays verifiable
-    shutil.copytree(snapshot / CHROMA_DIR, scratch)
-    client = chromadb.PersistentClient(str(scratch), settings=Settings(anonymized_telemetry=False))
-    try:
-        found = client.get_collection(COLLECTION_NAME).get(
-            include=["embeddings", "documents", "metadatas"]
-        )
-    finally:
-        client.close()
-    order = np.argsort(found["ids"])
-    return {
-        "ids": [found["ids"][i] for i in order],
-        "documents": [found["documents"][i] for i in order],
-        "metadatas": [found["metadatas"][i] for i in order],
-        "embeddings": np.asarray(found["embeddings"])[order],
-    }
-
-
 def test_spark_build_gives_the_same_chunks_vectors_and_manifest(
     local: BuildResult, on_spark: Path, tmp_path: Path
 ) -> None:
@@ -92,8 +69,8 @@ def test_spark_build_gives_the_same_chunks_vectors_and_manifest(
     assert {n: d for n, d in files.items() if n != vectors_file} == {
         n: d for n, d in expected.items() if n != vectors_file
     }
-    spark_chunks = _collection(on_spark, tmp_path / "spark")
-    local_chunks = _collection(local.snapshot_dir, tmp_path / "local")
+    spark_chunks = chroma_contents(on_spark, tmp_path / "spark")
+    local_chunks = chroma_contents(local.snapshot_dir, tmp_path / "local")
     assert len(spark_chunks["ids"]) == local.chunk_count > DOCUMENTS
     for field in ("ids", "documents", "metadatas"):
         assert spark_chunks[field] == local_chunks[field], field
@@ -193,8 +170,8 @@ def test_a_build_streamed_in_several_slices_equals_the_local_build(
         files = built.manifest["files"]
         assert {n: d for n, d in files.items() if not n.startswith(CHROMA_DIR)} == expected
         assert built.manifest["corpus_fingerprint"] == local.manifest["corpus_fingerprint"]
-    streamed = _collection(cold.snapshot_dir, tmp_path / "a")
-    whole = _collection(local.snapshot_dir, tmp_path / "b")
+    streamed = chroma_contents(cold.snapshot_dir, tmp_path / "a")
+    whole = chroma_contents(local.snapshot_dir, tmp_path / "b")
     for field in ("ids", "documents", "metadatas"):
         assert streamed[field] == whole[field], field
     np.testing.assert_array_equal(streamed["embeddings"], whole["embeddings"])

@@ -23,7 +23,7 @@ from rag_model.config import RagConfig
 from rag_model.packaging.log import log_rag_model
 from rag_model.packaging.registry import PRODUCTION, register_version, set_alias
 from tests.chromium import HEADLESS_CHROMIUM
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, Server, free_port
+from tests.conftest import ANSWER_SPANS, FAKE_CONFIG, SAMPLE_CORPUS, Server, free_port, span_tree
 from tests.ram import database_dir
 from tests.serving.live import Load, wait_for
 from tests.tracking_services import MlflowServer
@@ -113,14 +113,6 @@ def ask(stack: Stack, request_id: str, question: str = "What is oxygen?") -> req
     return response
 
 
-def span_tree(trace: Any) -> list[tuple[str, str, str | None]]:
-    by_id = {span.span_id: span for span in trace.data.spans}
-    return [
-        (s.name, s.span_type, by_id[s.parent_id].name if s.parent_id else None)
-        for s in trace.data.spans
-    ]
-
-
 def test_a_served_request_is_one_trace_with_the_span_tree_tags_and_model(stack: Stack) -> None:
     ask(stack, "trace-tree-0", "Who discovered oxygen?")  # the worker's first trace sets up MLflow
     answer = ask(stack, "trace-tree-1").json()
@@ -133,15 +125,7 @@ def test_a_served_request_is_one_trace_with_the_span_tree_tags_and_model(stack: 
             for s in trace.data.spans
         )
     )
-    assert span_tree(trace) == [
-        ("rag.answer", "CHAIN", None),
-        ("rag.embed_query", "EMBEDDING", "rag.answer"),
-        ("rag.retrieve", "RETRIEVER", "rag.answer"),
-        ("rag.retrieve.dense", "RETRIEVER", "rag.retrieve"),
-        ("rag.retrieve.lexical", "RETRIEVER", "rag.retrieve"),
-        ("rag.retrieve.fuse", "RERANKER", "rag.retrieve"),
-        ("rag.generate", "CHAIN", "rag.answer"),
-    ]
+    assert span_tree(trace) == ANSWER_SPANS
     tags = trace.info.tags
     assert {key: tags[key] for key in ("rag.source", "rag.model_name", "rag.model_version")} == {
         "rag.source": "serving",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -11,8 +10,6 @@ import pandas as pd
 import pytest
 
 from rag_model import tracing
-from rag_model.build import build_snapshot
-from rag_model.config import RagConfig
 from rag_model.errors import ConfigError
 from rag_model.packaging.mlflow_tracer import (
     TraceContext,
@@ -21,17 +18,14 @@ from rag_model.packaging.mlflow_tracer import (
     trace_context,
 )
 from rag_model.pipeline import RagPipeline
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS, RegisteredModel
+from tests.conftest import RegisteredModel
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
-    config = RagConfig.from_dict({**FAKE_CONFIG, "retrieval": {"mode": "hybrid"}})
-    root: Path = tmp_path_factory.mktemp("mlflow-tracer")
-    build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
-    return RagPipeline.from_snapshot(config, root / "snapshot")
+def pipeline(hybrid_fake_pipeline: RagPipeline) -> RagPipeline:
+    return hybrid_fake_pipeline
 
 
 def traces_of(request_id: str) -> list[Any]:

@@ -9,30 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
 
 from rag_model import tracing
-from rag_model.build import build_snapshot
-from rag_model.config import RagConfig
 from rag_model.packaging import trace_export
 from rag_model.packaging.mlflow_tracer import MlflowTracer, TraceContext, trace_context
 from rag_model.packaging.trace_export import TraceExporter
 from rag_model.pipeline import RagPipeline
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
-    config = RagConfig.from_dict({**FAKE_CONFIG, "retrieval": {"mode": "hybrid"}})
-    root: Path = tmp_path_factory.mktemp("trace-export")
-    build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
-    return RagPipeline.from_snapshot(config, root / "snapshot")
+def pipeline(hybrid_fake_pipeline: RagPipeline) -> RagPipeline:
+    return hybrid_fake_pipeline
 
 
 class Outcomes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,12 +18,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from rag_model import tracing
-from rag_model.build import build_snapshot
-from rag_model.config import RagConfig
 from rag_model.packaging.mlflow_tracer import TraceContext
 from rag_model.packaging.trace_export import TraceExporter
 from rag_model.pipeline import RagPipeline
-from tests.conftest import FAKE_CONFIG, SAMPLE_CORPUS
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +63,8 @@ def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
-    config = RagConfig.from_dict({**FAKE_CONFIG, "retrieval": {"mode": "hybrid"}})
-    root: Path = tmp_path_factory.mktemp("trace-otlp")
-    build_snapshot(config, SAMPLE_CORPUS, root / "snapshot")
-    return RagPipeline.from_snapshot(config, root / "snapshot")
+def pipeline(hybrid_fake_pipeline: RagPipeline) -> RagPipeline:
+    return hybrid_fake_pipeline
 
 
 def export(pipeline: RagPipeline, experiment: str, request_ids: list[str]) -> list[str]:
